@@ -1,0 +1,6 @@
+"""MMDetection3D plugin: CMT camera+LiDAR detector with AQR attention bias.
+
+`import plugin` (or `custom_imports=dict(imports=['plugin'])` in a config) registers
+every component of this project into the mmdet3d registries.
+"""
+from . import datasets  # noqa: F401

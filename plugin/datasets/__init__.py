@@ -1,0 +1,1 @@
+"""Dataset-side components (transforms, workarounds) registered into mmdet3d."""
