@@ -3,4 +3,5 @@
 `import plugin` (or `custom_imports=dict(imports=['plugin'])` in a config) registers
 every component of this project into the mmdet3d registries.
 """
+from . import compat  # noqa: F401  (must come first: patches upstream incompatibilities)
 from . import datasets  # noqa: F401

@@ -1,1 +1,2 @@
-"""Dataset-side components (transforms, workarounds) registered into mmdet3d."""
+"""Dataset-side components (transforms) registered into mmdet3d."""
+from .transforms import *  # noqa: F401,F403

@@ -24,7 +24,7 @@ from pyquaternion import Quaternion
 
 from .camera_renderer import backgrounds_for, make_noise_bank, render_camera
 from .lidar_simulator import cast_lidar
-from .object_shapes import CLASS_SPECS
+from .object_shapes import CLASS_SPECS, DETECTION_CLASSES
 from .scene_layout import make_clutter, make_scene
 from .sensor_rig import build_rig
 from .world_boxes import world_boxes_at
@@ -107,8 +107,13 @@ def _visibility_token(hits: int, reachable: int) -> str:
     return '1' if frac < 0.4 else '2' if frac < 0.6 else '3' if frac < 0.8 else '4'
 
 
-def generate_scene(cfg: GeneratorConfig, scene_idx: int, name: str) -> Dict[str, list]:
-    """Simulates one scene, writes its point clouds and images, returns its table rows."""
+def generate_scene(cfg: GeneratorConfig, scene_idx: int, name: str,
+                   split_rank: int = 0) -> Dict[str, list]:
+    """Simulates one scene, writes its point clouds and images, returns its table rows.
+
+    `split_rank` (the scene's index within its split) rotates which classes the scene
+    places first, so that consecutive scenes of a split together hold all 10 classes.
+    """
     rng = np.random.default_rng([cfg.seed, scene_idx])
     sensors = build_rig(cfg.image_size)
     lidar, cams = sensors[0], sensors[1:]
@@ -116,10 +121,13 @@ def generate_scene(cfg: GeneratorConfig, scene_idx: int, name: str) -> Dict[str,
     noise = make_noise_bank(cfg.image_size[1], cfg.image_size[0], rng)
     n_samples = cfg.samples_per_scene
     duration = (n_samples - 1) * KEYFRAME_INTERVAL_US / 1e6
-    ego, tracks = make_scene(rng, duration, int(rng.integers(cfg.objects_per_sample[0],
-                                                             cfg.objects_per_sample[1] + 1)),
-                             max_range=ANNOTATION_RANGE - 5.0)
-    clutter = make_clutter(rng, ego, duration, tracks)
+    num_objects = int(rng.integers(cfg.objects_per_sample[0], cfg.objects_per_sample[1] + 1))
+    step = max(1, cfg.objects_per_sample[0])
+    first = [DETECTION_CLASSES[(split_rank * step + j) % len(DETECTION_CLASSES)]
+             for j in range(min(num_objects, len(DETECTION_CLASSES)))]
+    ego, tracks = make_scene(rng, duration, num_objects, max_range=ANNOTATION_RANGE - 5.0,
+                             first_classes=first)
+    clutter = make_clutter(rng, ego, duration, tracks, num_protected=len(first))
     t0 = 1_530_000_000_000_000 + scene_idx * 3_600_000_000   # one hour apart, microseconds
     location = LOCATIONS[scene_idx % len(LOCATIONS)]
     log_name = f'n{scene_idx:03d}-2018-07-{1 + scene_idx % 28:02d}-10-00-00+0800'
@@ -247,8 +255,7 @@ def _static_tables(cfg: GeneratorConfig, log_tokens_by_location: Dict[str, List[
 
 
 def _scene_job(args):
-    cfg, idx, name = args
-    return generate_scene(cfg, idx, name)
+    return generate_scene(*args)
 
 
 def generate_dataset(cfg: GeneratorConfig, progress=print) -> Dict[str, int]:
@@ -257,7 +264,8 @@ def generate_dataset(cfg: GeneratorConfig, progress=print) -> Dict[str, int]:
     for sub in ['samples/LIDAR_TOP', 'sweeps/LIDAR_TOP', 'maps', cfg.version] + \
             [f'samples/{s.channel}' for s in build_rig(cfg.image_size)[1:]]:
         os.makedirs(osp.join(cfg.root, sub), exist_ok=True)
-    jobs = [(cfg, i, name) for i, (name, _) in enumerate(names)]
+    jobs = [(cfg, i, name, sum(s == split for _, s in names[:i]))
+            for i, (name, split) in enumerate(names)]
     tables: Dict[str, list] = {t: [] for t in TABLES}
     if cfg.workers > 1:
         with get_context('fork').Pool(cfg.workers) as pool:

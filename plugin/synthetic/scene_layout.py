@@ -8,7 +8,7 @@ the instance tracks, velocities and attributes are consistent across samples, as
 nuScenes defines them.
 """
 from dataclasses import dataclass
-from typing import List
+from typing import List, Sequence
 
 import numpy as np
 
@@ -58,13 +58,25 @@ class ObjectTrack:
         return self.speed * np.array([np.cos(self.yaw), np.sin(self.yaw)])
 
 
-def _choose_attribute(spec: ClassSpec, moving: bool, rng: np.random.Generator) -> str:
+def _choose_attribute(spec: ClassSpec, moving: bool) -> str:
     if not spec.attributes:
         return ''
-    if moving:
-        return spec.attributes[0]
-    # static: any of the remaining states (stopped/parked, standing/sitting, no rider)
-    return spec.attributes[1 + rng.integers(len(spec.attributes) - 1)]
+    return spec.attributes[0] if moving else spec.attributes[1]
+
+
+def occludes(front: np.ndarray, front_r: float, back: np.ndarray, back_r: float,
+             ego_xy: np.ndarray, margin: float = 0.05) -> bool:
+    """Whether a disc at `front` ever hides any part of the disc at `back` from the ego.
+
+    Positions are [T, 2] at the same times as `ego_xy`; a 2D angular-interval test.
+    """
+    rel_f, rel_b = front - ego_xy, back - ego_xy
+    d_f, d_b = np.linalg.norm(rel_f, axis=1), np.linalg.norm(rel_b, axis=1)
+    half_f = np.arcsin(np.clip(front_r / np.maximum(d_f, 1e-6), 0, 1))
+    half_b = np.arcsin(np.clip(back_r / np.maximum(d_b, 1e-6), 0, 1))
+    diff = np.angle(np.exp(1j * (np.arctan2(rel_f[:, 1], rel_f[:, 0])
+                                 - np.arctan2(rel_b[:, 1], rel_b[:, 0]))))
+    return bool(((d_f - front_r < d_b + back_r) & (np.abs(diff) < half_f + half_b + margin)).any())
 
 
 def _choose_category(spec: ClassSpec, rng: np.random.Generator) -> str:
@@ -75,7 +87,8 @@ def _choose_category(spec: ClassSpec, rng: np.random.Generator) -> str:
 
 
 def make_scene(rng: np.random.Generator, duration: float, num_objects: int,
-               area: float = 45.0, corridor: float = 3.5, max_range: float = 65.0) -> tuple:
+               area: float = 45.0, corridor: float = 3.5, max_range: float = 65.0,
+               first_classes: Sequence[str] = ()) -> tuple:
     """Samples an ego trajectory and `num_objects` non-overlapping object tracks.
 
     Args:
@@ -86,6 +99,9 @@ def make_scene(rng: np.random.Generator, duration: float, num_objects: int,
         corridor: half-width (m) of the ego lane kept free of objects.
         max_range: objects stay within this distance of the ego vehicle all scene long,
             so each is annotated in every sample.
+        first_classes: classes of the first placements (then random by frequency), so a
+            split can be made to contain every class (an absent class scores AP 0). They
+            are placed within 28 m, inside every class's evaluation range (>= 30 m).
     Returns:
         (EgoTrajectory, list of ObjectTrack)
     """
@@ -101,7 +117,9 @@ def make_scene(rng: np.random.Generator, duration: float, num_objects: int,
     attempts = 0
     while len(tracks) < num_objects and attempts < num_objects * 60:
         attempts += 1
-        spec = CLASS_SPECS[names[rng.choice(len(names), p=freq / freq.sum())]]
+        forced = len(tracks) < len(first_classes)
+        spec = CLASS_SPECS[first_classes[len(tracks)] if forced else
+                           names[rng.choice(len(names), p=freq / freq.sum())]]
         w, l, h = np.array(spec.size_wlh) * rng.normal(1.0, 0.06, size=3).clip(0.85, 1.15)
         lwh = np.array([l, w, h])
         moving = rng.random() < spec.p_moving
@@ -109,7 +127,7 @@ def make_scene(rng: np.random.Generator, duration: float, num_objects: int,
         yaw = rng.uniform(-np.pi, np.pi)
         t_anchor = rng.uniform(0.0, duration)
         ex, ey, eyaw = ego.pose(t_anchor)
-        rel = rng.uniform(-area, area, size=2)
+        rel = rng.uniform(-20.0, 20.0, size=2) if forced else rng.uniform(-area, area, size=2)
         anchor = np.array([ex, ey]) + np.array([[np.cos(eyaw), -np.sin(eyaw)],
                                                 [np.sin(eyaw), np.cos(eyaw)]]) @ rel
         heading = np.array([np.cos(yaw), np.sin(yaw)])
@@ -118,24 +136,31 @@ def make_scene(rng: np.random.Generator, duration: float, num_objects: int,
         radius = 0.5 * np.hypot(l, w)
         # keep out of the ego corridor (ego footprint ~ 4.5 x 2 m) at all times
         d_path = np.linalg.norm(pos[:, None] - ego_xy[None], axis=-1)   # [T, T]
-        if d_path.min() < corridor + radius or np.diagonal(d_path).max() > max_range:
+        if d_path.min() < corridor + radius or \
+                np.diagonal(d_path).max() > (28.0 if forced else max_range):
             continue
         if any((np.linalg.norm(pos - p, axis=1) < radius + r + 0.3).any() for p, r in occupied):
+            continue
+        # the forced objects must stay in the LiDAR's line of sight
+        if any(occludes(pos, radius, p, r, ego_xy) or (forced and occludes(p, r, pos, radius, ego_xy))
+               for p, r in occupied[:len(first_classes)]):
             continue
         occupied.append((pos, radius))
         tracks.append(ObjectTrack(
             class_name=spec.name, category=_choose_category(spec, rng),
             lwh=lwh, start_xy=start, yaw=float(yaw), speed=float(speed),
-            attribute=_choose_attribute(spec, moving, rng),
+            attribute=_choose_attribute(spec, moving),
             colour_jitter=rng.uniform(0.8, 1.2, size=3)))
     return ego, tracks
 
 
 def make_clutter(rng: np.random.Generator, ego: EgoTrajectory, duration: float,
-                 tracks: List[ObjectTrack], num_buildings: int = 8, num_poles: int = 12, corridor: float = 3.5) -> np.ndarray:
+                 tracks: List[ObjectTrack], num_protected: int = 0, num_buildings: int = 8,
+                 num_poles: int = 12, corridor: float = 3.5) -> np.ndarray:
     """Static, unannotated structures: buildings far from the path and thin poles near it.
 
-    They give the LiDAR and the cameras realistic returns that are *not* objects.
+    They give the LiDAR and the cameras realistic returns that are *not* objects. None of
+    them hides the first `num_protected` tracks (see make_scene's first_classes).
     Returns [C, 7] boxes (cx, cy, cz, half_l, half_w, half_h, yaw) in the global frame.
     """
     times = np.linspace(0.0, duration, max(2, int(duration * 4) + 1))
@@ -158,8 +183,11 @@ def make_clutter(rng: np.random.Generator, ego: EgoTrajectory, duration: float,
             xy = np.array([ex + dist * np.cos(eyaw + ang), ey + dist * np.sin(eyaw + ang)])
             if np.linalg.norm(ego_xy - xy, axis=1).min() < corridor + np.hypot(half[0], half[1]):
                 continue
-            if any((np.linalg.norm(p - xy, axis=1) < r + np.hypot(half[0], half[1]) + 0.3).any()
-                   for p, r in obj_xy):
+            r_box = np.hypot(half[0], half[1])
+            if any((np.linalg.norm(p - xy, axis=1) < r + r_box + 0.3).any() for p, r in obj_xy):
+                continue
+            if any(occludes(np.broadcast_to(xy, p.shape), r_box, p, r, ego_xy)
+                   for p, r in obj_xy[:num_protected]):
                 continue
             boxes.append((xy[0], xy[1], half[2], *half, rng.uniform(-np.pi, np.pi), kind))
     return np.array([b[:7] for b in boxes], dtype=np.float64).reshape(-1, 7)

@@ -1,0 +1,10 @@
+"""The one place for workarounds of upstream incompatibilities (keep it short).
+
+mmdet3d 1.4's `ObjectSample` (datasets/transforms/dbsampler.py) builds arrays with
+`dtype=np.long`, an alias numpy removed in 1.24; we pin numpy<2 (1.26), so restore the
+alias to the type numpy.long meant (int64) until mmdet3d drops it.
+"""
+import numpy as np
+
+if not hasattr(np, 'long'):
+    np.long = np.int64

@@ -1,0 +1,3 @@
+from .compute_lidar2img import ComputeLidar2Img
+
+__all__ = ['ComputeLidar2Img']
