@@ -22,8 +22,8 @@ def parse_args(argv=None):
     p.add_argument('--version', default='v1.0-mini', choices=['v1.0-mini', 'v1.0-trainval'])
     p.add_argument('--num-scenes', type=int, default=10)
     p.add_argument('--samples-per-scene', type=int, default=10)
-    p.add_argument('--sweeps-per-sample', type=int, default=4,
-                   help='LiDAR sweeps between keyframes (nuScenes has 9 at 20 Hz)')
+    p.add_argument('--sweeps-per-sample', type=int, default=9,
+                   help='LiDAR sweeps between keyframes (9 = nuScenes 20 Hz)')
     p.add_argument('--image-size', type=int, nargs=2, default=[1600, 900], metavar=('W', 'H'))
     p.add_argument('--min-objects', type=int, default=5)
     p.add_argument('--max-objects', type=int, default=40)

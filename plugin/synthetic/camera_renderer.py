@@ -121,7 +121,7 @@ def render_camera(boxes: WorldBoxes, sensor: Sensor, ego2global: np.ndarray,
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def make_noise_bank(height: int, width: int, rng: np.random.Generator, sigma: float = 6.0) -> np.ndarray:
+def make_noise_bank(height: int, width: int, rng: np.random.Generator, sigma: float = 4.0) -> np.ndarray:
     """A noise image slightly larger than the frame; each frame crops it at a random offset."""
     return rng.normal(0.0, sigma, size=(height + 32, width + 32, 3)).astype(np.float32)
 

@@ -52,7 +52,7 @@ class GeneratorConfig:
     version: str = 'v1.0-mini'
     num_scenes: int = 10
     samples_per_scene: int = 10
-    sweeps_per_sample: int = 4
+    sweeps_per_sample: int = 9
     image_size: Tuple[int, int] = (1600, 900)
     objects_per_sample: Tuple[int, int] = (5, 40)
     lidar_azimuth_steps: int = 1084
@@ -127,7 +127,7 @@ def generate_scene(cfg: GeneratorConfig, scene_idx: int, name: str,
              for j in range(min(num_objects, len(DETECTION_CLASSES)))]
     ego, tracks = make_scene(rng, duration, num_objects, max_range=ANNOTATION_RANGE - 5.0,
                              first_classes=first)
-    clutter = make_clutter(rng, ego, duration, tracks, num_protected=len(first))
+    clutter = make_clutter(rng, ego, duration, tracks)
     t0 = 1_530_000_000_000_000 + scene_idx * 3_600_000_000   # one hour apart, microseconds
     location = LOCATIONS[scene_idx % len(LOCATIONS)]
     log_name = f'n{scene_idx:03d}-2018-07-{1 + scene_idx % 28:02d}-10-00-00+0800'
