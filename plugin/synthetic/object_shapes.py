@@ -57,7 +57,8 @@ CLASS_SPECS: Dict[str, ClassSpec] = {
         speed_range=(3.0, 9.0), p_moving=0.4, frequency=0.08),
     'bus': ClassSpec(
         'bus', ('vehicle.bus.rigid', 'vehicle.bus.bendy'), (2.94, 11.19, 3.47),
-        parts=((-.50, .50, -.50, .50, -.38, .50, 'body'),       # one long, tall body
+        parts=((-.50, .50, -.50, .50, -.38, .44, 'body'),       # one long, tall body
+               (-.45, -.05, -.30, .30, .44, .50, 'dark'),       # roof unit at the rear
                (-.42, .42, -.42, .42, -.50, -.38, 'dark')),     # wheels / underbody
         color_bgr=(40, 200, 240), intensity=100.,
         attributes=('vehicle.moving', 'vehicle.stopped'),
