@@ -90,16 +90,13 @@ def _pose_matrix(rotation: Quaternion, translation) -> np.ndarray:
 
 
 def _points_in_boxes(points_global: np.ndarray, centers, lwh, yaws) -> np.ndarray:
-    """Number of points inside each oriented box (same test as the devkit's points_in_box)."""
-    counts = np.zeros(len(centers), dtype=np.int64)
-    for i, (c, size, yaw) in enumerate(zip(centers, lwh, yaws)):
-        d = points_global - c
-        cs, sn = np.cos(yaw), np.sin(yaw)
-        x = d[:, 0] * cs + d[:, 1] * sn
-        y = -d[:, 0] * sn + d[:, 1] * cs
-        inside = (np.abs(x) <= size[0] / 2) & (np.abs(y) <= size[1] / 2) & (np.abs(d[:, 2]) <= size[2] / 2)
-        counts[i] = inside.sum()
-    return counts
+    """Number of points inside each oriented box, counted by the devkit's own points_in_box."""
+    from nuscenes.utils.data_classes import Box
+    from nuscenes.utils.geometry_utils import points_in_box
+    return np.array([int(points_in_box(Box(c, [size[1], size[0], size[2]],
+                                           Quaternion(axis=[0, 0, 1], angle=yaw)),
+                                       points_global.T).sum())
+                     for c, size, yaw in zip(centers, lwh, yaws)], dtype=np.int64)
 
 
 def _visibility_token(hits: int, reachable: int) -> str:
