@@ -76,10 +76,18 @@ if ! "$VPY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" >/dev
     "$VPY" -m pip install --progress-bar off -q "setuptools<70"
     # MMCV_WITH_OPS=1 compiles mmcv's C++ ops; FORCE_CUDA adds the CUDA kernels.
     # No build isolation: the build must see the torch installed above.
+    BUILD_LOG="$WHEEL_DIR/build.log"
     MMCV_WITH_OPS=1 FORCE_CUDA="$CMT_CUDA" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
       "$VPY" -m pip wheel --no-build-isolation --no-deps --progress-bar off -v \
-      -c "$CONSTRAINTS" -w "$WHEEL_DIR" "mmcv==2.1.0" 2>&1 \
-      | grep --line-buffered -E "^(\[[0-9]+/[0-9]+\]|Building|Created wheel|Successfully|ERROR|error)" || true
+      -c "$CONSTRAINTS" -w "$WHEEL_DIR" "mmcv==2.1.0" > "$BUILD_LOG" 2>&1 &
+    BUILD_PID=$!
+    B0=$(date +%s)
+    while kill -0 "$BUILD_PID" 2>/dev/null; do  # heartbeat: ninja's [done/total] counter
+      sleep 30
+      printf '  building mmcv: %4ds, %s\n' "$(( $(date +%s) - B0 ))" \
+        "$(grep -oE '^\[[0-9]+/[0-9]+\]' "$BUILD_LOG" | tail -1 || true)"
+    done
+    wait "$BUILD_PID" || { tail -40 "$BUILD_LOG"; echo "mmcv build failed; full log: $BUILD_LOG"; }
     "$VPY" -m pip install --progress-bar off -q "setuptools==$SETUPTOOLS_NOW"
     ls "$WHEEL_DIR"/mmcv-2.1.0-*.whl >/dev/null 2>&1 || { echo "mmcv build failed (see above)"; exit 1; }
   else
