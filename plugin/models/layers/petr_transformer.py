@@ -1,0 +1,125 @@
+"""PETR-style transformer decoder used by CMT (Yan et al., ICCV 2023), with an attention
+bias hook in every cross-attention (DESIGN.md, issue #3).
+
+`CmtTransformer` flattens the BEV and image memories into one key set (BEV keys first,
+row-major, then the views, view-major and row-major: the key order issue #4's local
+window bias relies on) and runs `PETRTransformerDecoder`: a stack of
+`PETRTransformerDecoderLayer` (self_attn -> norm -> cross_attn -> norm -> ffn -> norm,
+post-norm) that returns every layer's output. Each of the three accepts `attn_bias` and
+hands it to the cross-attention; see `biased_attention.py` for the bias contract.
+"""
+import copy
+from typing import List, Optional
+
+import torch
+from mmcv.cnn import build_norm_layer
+from mmcv.cnn.bricks.transformer import FFN
+from mmengine.model import BaseModule
+from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
+
+from mmdet3d.registry import MODELS
+
+
+@MODELS.register_module()
+class PETRTransformerDecoderLayer(BaseModule):
+    """self-attention, norm, cross-attention (with bias), norm, FFN, norm."""
+
+    def __init__(self, self_attn_cfg: dict, cross_attn_cfg: dict, ffn_cfg: dict,
+                 norm_cfg: dict = dict(type='LN'), with_cp: bool = False, init_cfg=None):
+        super().__init__(init_cfg)
+        self.self_attn = MODELS.build(self_attn_cfg)
+        self.cross_attn = MODELS.build(cross_attn_cfg)
+        self.embed_dims = self.self_attn.embed_dims
+        self.ffn = FFN(**ffn_cfg)
+        self.norms = nn.ModuleList([build_norm_layer(norm_cfg, self.embed_dims)[1] for _ in range(3)])
+        self.with_cp = with_cp
+
+    def _forward(self, query, key, value, query_pos, key_pos, self_attn_mask, key_padding_mask,
+                 attn_bias):
+        query = self.norms[0](self.self_attn(query, query, query, query_pos=query_pos,
+                                             key_pos=query_pos, attn_mask=self_attn_mask))
+        query = self.norms[1](self.cross_attn(query, key, value, query_pos=query_pos,
+                                              key_pos=key_pos, key_padding_mask=key_padding_mask,
+                                              attn_bias=attn_bias))
+        return self.norms[2](self.ffn(query))
+
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, query_pos: Optional[Tensor] = None,
+                key_pos: Optional[Tensor] = None, self_attn_mask: Optional[Tensor] = None,
+                key_padding_mask: Optional[Tensor] = None, attn_bias=None) -> Tensor:
+        args = (query, key, value, query_pos, key_pos, self_attn_mask, key_padding_mask, attn_bias)
+        if self.with_cp and self.training and query.requires_grad:
+            # activation checkpointing: recompute this layer in the backward pass
+            return checkpoint(self._forward, *args, use_reentrant=False)
+        return self._forward(*args)
+
+
+@MODELS.register_module()
+class PETRTransformerDecoder(BaseModule):
+    """`num_layers` copies of a decoder layer; returns [num_layers, B, Q, C] (intermediate)."""
+
+    def __init__(self, layer_cfg: dict, num_layers: int, return_intermediate: bool = True,
+                 post_norm_cfg: Optional[dict] = dict(type='LN'), init_cfg=None):
+        super().__init__(init_cfg)
+        self.layers = nn.ModuleList([MODELS.build(copy.deepcopy(layer_cfg)) for _ in range(num_layers)])
+        self.embed_dims = self.layers[0].embed_dims
+        self.post_norm = build_norm_layer(post_norm_cfg, self.embed_dims)[1] if post_norm_cfg else None
+        self.return_intermediate = return_intermediate
+
+    def forward(self, query, key, value, query_pos=None, key_pos=None, self_attn_mask=None,
+                key_padding_mask=None, attn_bias=None) -> Tensor:
+        outs: List[Tensor] = []
+        for layer in self.layers:
+            query = layer(query, key, value, query_pos, key_pos, self_attn_mask, key_padding_mask,
+                          attn_bias)
+            if self.return_intermediate:
+                outs.append(self.post_norm(query) if self.post_norm is not None else query)
+        if not self.return_intermediate:
+            outs.append(self.post_norm(query) if self.post_norm is not None else query)
+        return torch.stack(outs)
+
+
+@MODELS.register_module()
+class CmtTransformer(BaseModule):
+    """Joins BEV and image memories and decodes the queries against them.
+
+    forward(bev [B, C, H, W] or None, img [B, V, C, h, w] or None, query [B, Q, C],
+            query_pos [B, Q, C], bev_pos [B, H*W, C], img_pos [B, V*h*w, C],
+            self_attn_mask [Q, Q] bool, img_padding_mask [B, V*h*w] bool, attn_bias)
+    -> [num_layers, B, Q, C]
+    """
+
+    def __init__(self, decoder: dict, init_cfg=None):
+        super().__init__(init_cfg)
+        self.decoder = MODELS.build(decoder)
+        self.embed_dims = self.decoder.embed_dims
+
+    def init_weights(self):
+        super().init_weights()
+        for p in self.parameters():
+            if p.dim() > 1:
+                nn.init.xavier_uniform_(p)
+
+    @staticmethod
+    def flatten_memory(bev: Optional[Tensor], img: Optional[Tensor]) -> Tensor:
+        """[B, H*W + V*h*w, C]: BEV keys row-major, then image keys view-major, row-major."""
+        parts = []
+        if bev is not None:
+            parts.append(bev.flatten(2).transpose(1, 2))
+        if img is not None:
+            b, v, c, h, w = img.shape
+            parts.append(img.permute(0, 1, 3, 4, 2).reshape(b, v * h * w, c))
+        return torch.cat(parts, 1)
+
+    def forward(self, bev, img, query, query_pos, bev_pos=None, img_pos=None, self_attn_mask=None,
+                img_padding_mask=None, attn_bias=None) -> Tensor:
+        memory = self.flatten_memory(bev, img)
+        pos = torch.cat([p for p in (bev_pos, img_pos) if p is not None], 1)
+        key_padding_mask = None
+        if img_padding_mask is not None:
+            n_bev = 0 if bev is None else bev.shape[2] * bev.shape[3]
+            key_padding_mask = torch.cat([img_padding_mask.new_zeros(img_padding_mask.shape[0], n_bev),
+                                          img_padding_mask], 1)
+        return self.decoder(query, memory, memory, query_pos=query_pos, key_pos=pos,
+                            self_attn_mask=self_attn_mask, key_padding_mask=key_padding_mask,
+                            attn_bias=attn_bias)
