@@ -1,0 +1,8 @@
+from .position_embedding import (BEVPositionEmbedding, CameraRayEmbedding, depth_bins,
+                                 sine_embedding)
+from .projection import (denormalize_points, lift_pixels, normalize_points, project_points,
+                         stack_lidar2img, visible_mask)
+
+__all__ = ['BEVPositionEmbedding', 'CameraRayEmbedding', 'depth_bins', 'sine_embedding',
+           'denormalize_points', 'lift_pixels', 'normalize_points', 'project_points',
+           'stack_lidar2img', 'visible_mask']

@@ -1,0 +1,82 @@
+"""The one projection helper: LiDAR points <-> image pixels through `lidar2img`.
+
+Every module that projects 3D points into the images (CMT's camera-ray embedding, the
+query embedding, AQR's camera windows, the fusion necks) goes through these functions,
+so a calibration convention is fixed in exactly one place (issues #3, #4, #5):
+
+  * `lidar2img` is [B, V, 4, 4]: cam2img (padded to 4x4) @ lidar2cam, with every image
+    augmentation (resize, crop, flip) already folded in as a 4x4 matrix on the left;
+  * pixel coordinates are (u, v) = (column, row) in the padded input image;
+  * a point is seen by a view when its depth exceeds `min_depth` and (u, v) falls inside
+    that view's image (before padding).
+"""
+from typing import Optional, Sequence, Tuple
+
+import torch
+from torch import Tensor
+
+
+def project_points(points: Tensor, lidar2img: Tensor, min_depth: float = 1e-2
+                   ) -> Tuple[Tensor, Tensor]:
+    """Projects LiDAR-frame points into every view.
+
+    Args:
+        points: [B, N, 3] LiDAR-frame points.
+        lidar2img: [B, V, 4, 4].
+    Returns:
+        uv [B, V, N, 2] pixel coordinates (undefined where depth <= min_depth) and
+        depth [B, V, N].
+    """
+    hom = torch.cat([points, torch.ones_like(points[..., :1])], -1)           # [B, N, 4]
+    cam = torch.einsum('bvij,bnj->bvni', lidar2img.to(points.dtype), hom)     # [B, V, N, 4]
+    depth = cam[..., 2]
+    uv = cam[..., :2] / depth.clamp(min=min_depth)[..., None]
+    return uv, depth
+
+
+def visible_mask(uv: Tensor, depth: Tensor, img_shapes: Sequence[Tuple[int, int]],
+                 min_depth: float = 1e-2) -> Tensor:
+    """[B, V, N] bool: in front of the camera and inside the (unpadded) image.
+
+    img_shapes: per sample (height, width) of the images (all views share it).
+    """
+    hw = torch.as_tensor([list(s[:2]) for s in img_shapes], dtype=uv.dtype, device=uv.device)
+    h, w = hw[:, 0].view(-1, 1, 1), hw[:, 1].view(-1, 1, 1)
+    return (depth > min_depth) & (uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)
+
+
+def lift_pixels(uv: Tensor, depths: Tensor, lidar2img: Tensor) -> Tensor:
+    """Points at the given depths along the camera rays through pixels.
+
+    Args:
+        uv: [B, V, N, 2] pixel coordinates.
+        depths: [D] depths (metres along the optical axis).
+        lidar2img: [B, V, 4, 4].
+    Returns:
+        [B, V, N, D, 3] LiDAR-frame points.
+    """
+    shape = (*uv.shape[:-1], depths.numel(), 1)
+    d = depths.to(uv.dtype).view(1, 1, 1, -1, 1).expand(shape)
+    pix = torch.cat([uv[..., None, :] * d, d, torch.ones_like(d)], -1)     # (u d, v d, d, 1)
+    img2lidar = torch.linalg.inv(lidar2img.double()).to(uv.dtype)             # [B, V, 4, 4]
+    return torch.einsum('bvij,bvndj->bvndi', img2lidar, pix)[..., :3]
+
+
+def normalize_points(points: Tensor, pc_range: Sequence[float]) -> Tensor:
+    """Maps metres to [0, 1] over the point-cloud range (x_min, y_min, z_min, x_max, ...)."""
+    lo = points.new_tensor(pc_range[:3])
+    hi = points.new_tensor(pc_range[3:6])
+    return (points - lo) / (hi - lo)
+
+
+def denormalize_points(points: Tensor, pc_range: Sequence[float]) -> Tensor:
+    lo = points.new_tensor(pc_range[:3])
+    hi = points.new_tensor(pc_range[3:6])
+    return points * (hi - lo) + lo
+
+
+def stack_lidar2img(img_metas: Sequence[dict], device=None, dtype=torch.float32) -> Optional[Tensor]:
+    """[B, V, 4, 4] from the per-sample `lidar2img` metas (None when absent)."""
+    if not img_metas or 'lidar2img' not in img_metas[0]:
+        return None
+    return torch.stack([torch.as_tensor(m['lidar2img'], dtype=dtype) for m in img_metas]).to(device)
