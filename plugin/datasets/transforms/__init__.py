@@ -1,3 +1,5 @@
-from .compute_lidar2img import ComputeLidar2Img
+from .compute_lidar2img import ComputeLidar2Img, lidar_aug_matrix
+from .lidar_random_flip_3d import LiDARRandomFlip3D
+from .multiview_image_resize_crop import MultiViewImageResizeCrop
 
-__all__ = ['ComputeLidar2Img']
+__all__ = ['ComputeLidar2Img', 'lidar_aug_matrix', 'LiDARRandomFlip3D', 'MultiViewImageResizeCrop']
