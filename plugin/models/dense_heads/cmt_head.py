@@ -128,7 +128,7 @@ class CmtHead(BaseModule):
         """Projected image maps, ray embeddings [B, V*h*w, C], padding mask [B, V*h*w]."""
         b, v, c, h, w = img_feats.shape
         img = self.img_proj(img_feats.flatten(0, 1)).view(b, v, -1, h, w)
-        pad_h, pad_w = img_metas[0].get('batch_input_shape', img_metas[0]['pad_shape'])[:2]
+        pad_h, pad_w = img_metas[0].get('input_shape', img_metas[0].get('pad_shape'))[:2]
         ys, xs = torch.meshgrid(torch.arange(h, device=img.device), torch.arange(w, device=img.device),
                                 indexing='ij')
         uv = torch.stack([(xs + 0.5) * pad_w / w, (ys + 0.5) * pad_h / h], -1).view(1, 1, -1, 2)

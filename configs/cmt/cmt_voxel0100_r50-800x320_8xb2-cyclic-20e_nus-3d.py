@@ -1,0 +1,104 @@
+# CMT fusion, voxel 0.1 m + ResNet-50 at 800x320 (official: 67.9 mAP / 70.8 NDS on nuScenes val).
+_base_ = [
+    '../_base_/datasets/nus-3d-multimodal.py',
+    '../_base_/schedules/cmt-cyclic-20e.py',
+    '../_base_/default_runtime.py',
+]
+point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
+voxel_size = [0.1, 0.1, 0.2]
+class_names = [
+    'car', 'truck', 'trailer', 'bus', 'construction_vehicle', 'bicycle',
+    'motorcycle', 'pedestrian', 'traffic_cone', 'barrier'
+]
+# CenterPoint-style task groups
+tasks = [['car'], ['truck', 'construction_vehicle'], ['bus', 'trailer'], ['barrier'],
+         ['motorcycle', 'bicycle'], ['pedestrian', 'traffic_cone']]
+image_size = (800, 320)          # (width, height) fed to the image backbone
+embed_dims = 256
+num_query = 900
+num_decoder_layers = 6
+img_norm = dict(mean=[103.530, 116.280, 123.675], std=[57.375, 57.120, 58.395], bgr_to_rgb=False)
+
+_attn = dict(type='BiasedMultiheadAttention', embed_dims=embed_dims, num_heads=8, attn_drop=0.1)
+model = dict(
+    type='CmtDetector',
+    data_preprocessor=dict(
+        type='Det3DDataPreprocessor', voxel=True, voxel_type='hard',
+        voxel_layer=dict(max_num_points=10, voxel_size=voxel_size, point_cloud_range=point_cloud_range,
+                         max_voxels=(120000, 160000)),
+        pad_size_divisor=32, **img_norm),
+    img_backbone=dict(
+        type='mmdet.ResNet', depth=50, num_stages=4, out_indices=(2, 3), frozen_stages=-1,
+        norm_cfg=dict(type='BN2d', requires_grad=False), norm_eval=True, style='caffe',
+        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://detectron2/resnet50_caffe')),
+    img_neck=dict(type='CPFPN', in_channels=[1024, 2048], out_channels=embed_dims, num_outs=2),
+    pts_voxel_encoder=dict(type='HardSimpleVFE', num_features=5),
+    pts_middle_encoder=dict(
+        type='SparseEncoder', in_channels=5, sparse_shape=[41, 1080, 1080], output_channels=128,
+        order=('conv', 'norm', 'act'),
+        encoder_channels=((16, 16, 32), (32, 32, 64), (64, 64, 128), (128, 128)),
+        encoder_paddings=((0, 0, 1), (0, 0, 1), (0, 0, [0, 1, 1]), (0, 0)), block_type='basicblock'),
+    pts_backbone=dict(
+        type='SECOND', in_channels=256, out_channels=[128, 256], layer_nums=[5, 5], layer_strides=[1, 2],
+        norm_cfg=dict(type='BN', eps=1e-3, momentum=0.01), conv_cfg=dict(type='Conv2d', bias=False)),
+    pts_neck=dict(
+        type='SECONDFPN', in_channels=[128, 256], out_channels=[256, 256], upsample_strides=[1, 2],
+        norm_cfg=dict(type='BN', eps=1e-3, momentum=0.01), upsample_cfg=dict(type='deconv', bias=False),
+        use_conv_for_no_stride=True),
+    pts_bbox_head=dict(
+        type='CmtHead', class_names=class_names, tasks=tasks, pc_range=point_cloud_range,
+        in_channels_bev=512, in_channels_img=embed_dims, embed_dims=embed_dims, num_query=num_query,
+        depth_num=64,
+        transformer=dict(
+            type='CmtTransformer',
+            decoder=dict(
+                type='PETRTransformerDecoder', num_layers=num_decoder_layers,
+                layer_cfg=dict(type='PETRTransformerDecoderLayer', self_attn_cfg=_attn, cross_attn_cfg=_attn,
+                               ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=1024, ffn_drop=0.0),
+                               with_cp=False))),
+        bbox_coder=dict(type='NMSFreeCoder', max_num=300, num_classes=10,
+                        post_center_range=[-61.2, -61.2, -10.0, 61.2, 61.2, 10.0]),
+        assigner=dict(type='HungarianAssigner3D',
+                      cls_cost=dict(type='mmdet.FocalLossCost', weight=2.0),
+                      reg_cost=dict(type='BBox3DL1Cost', weight=0.25)),
+        loss_cls=dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0),
+        loss_bbox=dict(type='mmdet.L1Loss', loss_weight=0.25),
+        dn_cfg=dict(num_groups=10, box_noise_scale=1.0, split=0.75)))
+
+_load = [
+    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5),
+    dict(type='LoadPointsFromMultiSweeps', sweeps_num=9, use_dim=[0, 1, 2, 3, 4], pad_empty_sweeps=True,
+         remove_close=True),
+    dict(type='LoadMultiViewImageFromFiles', to_float32=True, num_views=6),
+]
+train_pipeline = _load + [
+    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
+    dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_lim=(0.94, 1.25), flip_prob=0.0),
+    dict(type='GlobalRotScaleTrans', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],
+         translation_std=[0.5, 0.5, 0.5]),
+    dict(type='LiDARRandomFlip3D', flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ObjectNameFilter', classes=class_names),
+    dict(type='ComputeLidar2Img'),
+    dict(type='PointShuffle'),
+    dict(type='Pack3DDetInputs', keys=['points', 'img', 'gt_bboxes_3d', 'gt_labels_3d']),
+]
+test_pipeline = _load + [
+    dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_lim=(0.94, 1.25), test_mode=True),
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ComputeLidar2Img'),
+    dict(type='Pack3DDetInputs', keys=['points', 'img']),
+]
+train_dataloader = dict(
+    batch_size=2,
+    dataset=dict(_delete_=True, type='CBGSDataset',
+                 dataset=dict(type='NuScenesDataset', data_root='data/nuscenes/',
+                              ann_file='nuscenes_infos_train.pkl', pipeline=train_pipeline,
+                              metainfo=dict(classes=class_names),
+                              modality=dict(use_lidar=True, use_camera=True),
+                              data_prefix={{_base_.data_prefix}}, test_mode=False,
+                              box_type_3d='LiDAR')))
+val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
+test_dataloader = val_dataloader
+optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic')

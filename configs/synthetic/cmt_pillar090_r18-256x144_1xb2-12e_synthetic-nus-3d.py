@@ -1,0 +1,88 @@
+# CPU counterpart of the CMT R50 fusion config on the generated data set. Only what a
+# 2-core CPU needs changes: pillar LiDAR encoder (spconv has no CPU backward), 0.9 m
+# pillars (120 x 120 BEV), ResNet-18 at 256x144, 128-d model, fewer queries and layers.
+_base_ = ['../cmt/cmt_voxel0100_r50-800x320_8xb2-cyclic-20e_nus-3d.py']
+
+point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
+voxel_size = [0.9, 0.9, 8.0]
+bev_size = 120                    # (54 + 54) / 0.9
+image_size = (256, 144)
+embed_dims = 128
+max_epochs = 12
+data_root = 'data/synthetic_nuscenes/'
+class_names = {{_base_.class_names}}
+
+_attn = dict(type='BiasedMultiheadAttention', embed_dims=embed_dims, num_heads=4, attn_drop=0.0)
+model = dict(
+    data_preprocessor=dict(voxel_layer=dict(max_num_points=20, voxel_size=voxel_size,
+                                            max_voxels=(16000, 16000))),
+    img_backbone=dict(_delete_=True, type='mmdet.ResNet', depth=18, num_stages=4, out_indices=(2, 3),
+                      norm_cfg=dict(type='BN2d', requires_grad=True), norm_eval=False, style='pytorch',
+                      init_cfg=None),
+    img_neck=dict(in_channels=[256, 512], out_channels=embed_dims),
+    pts_voxel_encoder=dict(_delete_=True, type='PillarFeatureNet', in_channels=5, feat_channels=[64],
+                           with_distance=False, voxel_size=voxel_size, point_cloud_range=point_cloud_range,
+                           norm_cfg=dict(type='BN1d', eps=1e-3, momentum=0.01)),
+    pts_middle_encoder=dict(_delete_=True, type='PointPillarsScatter', in_channels=64,
+                            output_shape=[bev_size, bev_size]),
+    pts_backbone=dict(in_channels=64, out_channels=[64, 128], layer_nums=[3, 3], layer_strides=[1, 2]),
+    pts_neck=dict(in_channels=[64, 128], out_channels=[128, 128], upsample_strides=[1, 2]),
+    pts_bbox_head=dict(
+        tasks=[class_names], in_channels_bev=256, in_channels_img=embed_dims, embed_dims=embed_dims,
+        num_query=300, depth_num=32,
+        transformer=dict(decoder=dict(
+            num_layers=3,
+            layer_cfg=dict(self_attn_cfg=_attn, cross_attn_cfg=_attn,
+                           ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=256)))),
+        dn_cfg=dict(num_groups=5)))
+
+# the parent's pipelines with this image size (mmengine configs cannot edit a base list)
+_load = [
+    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5),
+    dict(type='LoadPointsFromMultiSweeps', sweeps_num=9, use_dim=[0, 1, 2, 3, 4], pad_empty_sweeps=True,
+         remove_close=True),
+    dict(type='LoadMultiViewImageFromFiles', to_float32=True, num_views=6),
+]
+train_pipeline = _load + [
+    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
+    dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_lim=(0.94, 1.25), flip_prob=0.0),
+    dict(type='GlobalRotScaleTrans', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],
+         translation_std=[0.5, 0.5, 0.5]),
+    dict(type='LiDARRandomFlip3D', flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ObjectNameFilter', classes=class_names),
+    dict(type='ComputeLidar2Img'),
+    dict(type='PointShuffle'),
+    dict(type='Pack3DDetInputs', keys=['points', 'img', 'gt_bboxes_3d', 'gt_labels_3d']),
+]
+test_pipeline = _load + [
+    dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_lim=(0.94, 1.25), test_mode=True),
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ComputeLidar2Img'),
+    dict(type='Pack3DDetInputs', keys=['points', 'img']),
+]
+train_dataloader = dict(
+    batch_size=2, num_workers=2, persistent_workers=False,
+    dataset=dict(_delete_=True, type='NuScenesDataset', data_root=data_root,
+                 ann_file='nuscenes_infos_train.pkl', pipeline=train_pipeline,
+                 metainfo=dict(classes=class_names, version='v1.0-mini'),
+                 modality=dict(use_lidar=True, use_camera=True),
+                 data_prefix={{_base_.data_prefix}}, test_mode=False, box_type_3d='LiDAR'))
+val_dataloader = dict(
+    num_workers=1, persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=test_pipeline,
+                 metainfo=dict(classes=class_names, version='v1.0-mini')))
+test_dataloader = val_dataloader
+val_evaluator = dict(data_root=data_root, ann_file=data_root + 'nuscenes_infos_val.pkl')
+test_evaluator = val_evaluator
+optim_wrapper = dict(_delete_=True, type='OptimWrapper',
+                     optimizer=dict(type='AdamW', lr=2e-4, weight_decay=0.01),
+                     clip_grad=dict(max_norm=35, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=100),
+    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=2e-6, by_epoch=True, begin=0, end=max_epochs),
+]
+train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))
+default_hooks = dict(logger=dict(interval=10))

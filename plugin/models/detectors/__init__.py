@@ -1,0 +1,3 @@
+from .cmt_detector import CmtDetector
+
+__all__ = ['CmtDetector']

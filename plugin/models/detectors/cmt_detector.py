@@ -1,0 +1,68 @@
+"""CMT detector (Cross Modal Transformer, Yan et al., ICCV 2023) on mmdet3d 1.x.
+
+LiDAR: voxelisation (the data preprocessor) -> voxel encoder -> middle encoder -> backbone
+-> neck = one BEV map. Cameras: [B, V, 3, H, W] -> backbone -> neck = one stride-s map per
+view. An optional `fusion_neck` (issue #5) may then rewrite the BEV map given the image
+maps and the calibration: `bev = fusion_neck(bev, img_feats, img_metas)`. The head
+decodes both. Either modality may be left out of the config (LiDAR-only / camera-only).
+"""
+from typing import Dict, List, Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from mmdet3d.models.detectors import MVXTwoStageDetector
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import Det3DDataSample
+
+
+@MODELS.register_module()
+class CmtDetector(MVXTwoStageDetector):
+
+    def __init__(self, fusion_neck: Optional[dict] = None, **kwargs):
+        super().__init__(**kwargs)
+        self.fusion_neck = MODELS.build(fusion_neck) if fusion_neck else None
+
+    def extract_feat(self, batch_inputs_dict: dict, batch_input_metas: List[dict]
+                     ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+        """Returns (image maps [B, V, C, h, w] or None, BEV map [B, C, H, W] or None)."""
+        imgs = batch_inputs_dict.get('imgs', None)
+        img_feats = None
+        if imgs is not None and self.with_img_backbone:
+            b, v = imgs.shape[:2]
+            feats = self.extract_img_feat(imgs.flatten(0, 1), batch_input_metas)
+            feat = feats[0]
+            img_feats = feat.view(b, v, *feat.shape[1:])
+            for meta in batch_input_metas:
+                meta['input_shape'] = tuple(imgs.shape[-2:])
+        bev = None
+        if batch_inputs_dict.get('voxels') is not None and self.with_pts_backbone:
+            bev = self.extract_pts_feat(batch_inputs_dict['voxels'], batch_input_metas=batch_input_metas)[0]
+        if self.fusion_neck is not None and bev is not None and img_feats is not None:
+            bev = self.fusion_neck(bev, img_feats, batch_input_metas)
+        return img_feats, bev
+
+    @staticmethod
+    def _gt(batch_data_samples: List[Det3DDataSample]):
+        boxes, labels = [], []
+        for s in batch_data_samples:
+            b = s.gt_instances_3d.bboxes_3d
+            boxes.append(b.tensor if hasattr(b, 'tensor') else torch.as_tensor(b))
+            labels.append(s.gt_instances_3d.labels_3d)
+        return boxes, labels
+
+    def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
+             **kwargs) -> Dict[str, Tensor]:
+        metas = [s.metainfo for s in batch_data_samples]
+        img_feats, bev = self.extract_feat(batch_inputs_dict, metas)
+        boxes, labels = self._gt(batch_data_samples)
+        outs, dn = self.pts_bbox_head(bev, img_feats, metas, boxes, labels)
+        return self.pts_bbox_head.loss(outs, dn, boxes, labels)
+
+    def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
+                **kwargs) -> List[Det3DDataSample]:
+        metas = [s.metainfo for s in batch_data_samples]
+        img_feats, bev = self.extract_feat(batch_inputs_dict, metas)
+        outs, _ = self.pts_bbox_head(bev, img_feats, metas)
+        results = self.pts_bbox_head.predict_by_feat(outs, metas)
+        return self.add_pred_to_datasample(batch_data_samples, results)

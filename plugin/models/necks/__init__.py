@@ -1,0 +1,3 @@
+from .cpfpn import CPFPN
+
+__all__ = ['CPFPN']
