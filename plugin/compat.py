@@ -13,3 +13,25 @@ with warnings.catch_warnings():  # numpy 1.26 warns on the mere look-up of np.lo
     _missing_long = not hasattr(np, 'long')
 if _missing_long:
     np.long = np.int64
+
+
+def _register_trusting_local_checkpoint_loader():
+    """torch >= 2.6 loads with weights_only=True by default, which rejects mmengine
+    checkpoints (they carry the message hub, numpy values, ...). Checkpoints given to
+    `load_from`/`--resume`/test.py are the user's own files, so local paths are loaded
+    fully, as mmengine did before; other schemes (http, s3, ...) keep mmengine's loaders.
+    """
+    import os.path as osp
+
+    import torch
+    from mmengine.runner.checkpoint import CheckpointLoader
+
+    @CheckpointLoader.register_scheme(prefixes='', force=True)
+    def load_from_local(filename, map_location):
+        filename = osp.expanduser(filename)
+        if not osp.isfile(filename):
+            raise FileNotFoundError(f'checkpoint {filename} can not be found.')
+        return torch.load(filename, map_location=map_location, weights_only=False)
+
+
+_register_trusting_local_checkpoint_loader()

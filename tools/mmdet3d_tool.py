@@ -1,0 +1,32 @@
+"""Runs one of mmdet3d 1.4's own tools (train.py / test.py, shipped in the mmdet3d package
+under `mmdet3d/.mim/tools`) after importing this project, so users get exactly
+mmdet3d's command line (`--cfg-options`, `--work-dir`, `--resume`, `--amp`, `--launcher`).
+
+Additions, nothing else:
+  * `import plugin` first (registers our modules and its compat fixes, e.g. loading local
+    mmengine checkpoints under torch's weights-only default);
+  * distributed runs on a machine without CUDA use the gloo backend (NCCL needs GPUs).
+"""
+import os.path as osp
+import runpy
+import sys
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def run(tool: str):
+    import mmdet3d
+    import torch
+
+    import plugin  # noqa: F401
+    script = osp.join(osp.dirname(mmdet3d.__file__), '.mim', 'tools', tool)
+    argv = sys.argv[1:]
+    launcher = argv[argv.index('--launcher') + 1] if '--launcher' in argv else 'none'
+    if launcher != 'none' and not torch.cuda.is_available():
+        extra = ['env_cfg.dist_cfg.backend=gloo']
+        if '--cfg-options' in argv:
+            argv[argv.index('--cfg-options') + 1:argv.index('--cfg-options') + 1] = extra
+        else:
+            argv += ['--cfg-options'] + extra
+    sys.argv = [script] + argv
+    runpy.run_path(script, run_name='__main__')
