@@ -35,3 +35,31 @@ def _register_trusting_local_checkpoint_loader():
 
 
 _register_trusting_local_checkpoint_loader()
+
+
+def _allow_cpu_distributed():
+    """mmengine 0.10's `_init_dist_pytorch` calls `torch.cuda.set_device(local_rank)` even
+    for a gloo run; without CUDA that raises. Where CUDA is unavailable there is no device
+    to select, so the call becomes a no-op (CPU-only distributed training, tests)."""
+    import torch
+    if not torch.cuda.is_available():
+        torch.cuda.set_device = lambda device: None
+
+
+_allow_cpu_distributed()
+
+
+def _register_cpu_ddp():
+    """mmengine's Runner hands `device_ids=[LOCAL_RANK]` to every DistributedDataParallel
+    wrapper, which torch rejects for a CPU module. tools/train.py selects this wrapper
+    (model_wrapper_cfg) when CUDA is unavailable; it drops device_ids."""
+    from mmengine.model import MMDistributedDataParallel
+    from mmengine.registry import MODEL_WRAPPERS
+
+    @MODEL_WRAPPERS.register_module(force=True)
+    class CPUDistributedDataParallel(MMDistributedDataParallel):
+        def __init__(self, module, device_ids=None, **kwargs):
+            super().__init__(module=module, device_ids=None, **kwargs)
+
+
+_register_cpu_ddp()

@@ -5,7 +5,8 @@ mmdet3d's command line (`--cfg-options`, `--work-dir`, `--resume`, `--amp`, `--l
 Additions, nothing else:
   * `import plugin` first (registers our modules and its compat fixes, e.g. loading local
     mmengine checkpoints under torch's weights-only default);
-  * distributed runs on a machine without CUDA use the gloo backend (NCCL needs GPUs).
+  * distributed runs on a machine without CUDA use the gloo backend (NCCL needs GPUs) and
+    a DDP wrapper without device ids (see plugin/compat.py).
 """
 import os.path as osp
 import runpy
@@ -23,7 +24,8 @@ def run(tool: str):
     argv = sys.argv[1:]
     launcher = argv[argv.index('--launcher') + 1] if '--launcher' in argv else 'none'
     if launcher != 'none' and not torch.cuda.is_available():
-        extra = ['env_cfg.dist_cfg.backend=gloo']
+        extra = ['env_cfg.dist_cfg.backend=gloo', 'model_wrapper_cfg.type=CPUDistributedDataParallel',
+                 'model_wrapper_cfg.broadcast_buffers=False']
         if '--cfg-options' in argv:
             argv[argv.index('--cfg-options') + 1:argv.index('--cfg-options') + 1] = extra
         else:
