@@ -4,7 +4,7 @@ _base_ = [
     '../_base_/schedules/cmt-cyclic-20e.py',
     '../_base_/default_runtime.py',
 ]
-point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
+point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]  # 1024 x 1024 voxels, 128 x 128 BEV
 voxel_size = [0.1, 0.1, 0.2]
 class_names = [
     'car', 'truck', 'trailer', 'bus', 'construction_vehicle', 'bicycle',
@@ -30,11 +30,11 @@ model = dict(
     img_backbone=dict(
         type='mmdet.ResNet', depth=50, num_stages=4, out_indices=(2, 3), frozen_stages=-1,
         norm_cfg=dict(type='BN2d', requires_grad=False), norm_eval=True, style='caffe',
-        init_cfg=dict(type='Pretrained', checkpoint='open-mmlab://detectron2/resnet50_caffe')),
+        init_cfg=dict(type='PretrainedIfExists', checkpoint='ckpts/resnet50_caffe-788b5fa3.pth')),
     img_neck=dict(type='CPFPN', in_channels=[1024, 2048], out_channels=embed_dims, num_outs=2),
     pts_voxel_encoder=dict(type='HardSimpleVFE', num_features=5),
     pts_middle_encoder=dict(
-        type='SparseEncoder', in_channels=5, sparse_shape=[41, 1080, 1080], output_channels=128,
+        type='SparseEncoder', in_channels=5, sparse_shape=[41, 1024, 1024], output_channels=128,
         order=('conv', 'norm', 'act'),
         encoder_channels=((16, 16, 32), (32, 32, 64), (64, 64, 128), (128, 128)),
         encoder_paddings=((0, 0, 1), (0, 0, 1), (0, 0, [0, 1, 1]), (0, 0)), block_type='basicblock'),

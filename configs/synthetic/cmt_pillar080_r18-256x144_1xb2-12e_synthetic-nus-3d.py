@@ -1,11 +1,11 @@
 # CPU counterpart of the CMT R50 fusion config on the generated data set. Only what a
-# 2-core CPU needs changes: pillar LiDAR encoder (spconv has no CPU backward), 0.9 m
-# pillars (120 x 120 BEV), ResNet-18 at 256x144, 128-d model, fewer queries and layers.
+# 2-core CPU needs changes: pillar LiDAR encoder (spconv has no CPU backward), 0.8 m
+# pillars (128 x 128 BEV), ResNet-18 at 256x144, 128-d model, fewer queries and layers.
 _base_ = ['../cmt/cmt_voxel0100_r50-800x320_8xb2-cyclic-20e_nus-3d.py']
 
-point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
-voxel_size = [0.9, 0.9, 8.0]
-bev_size = 120                    # (54 + 54) / 0.9
+point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
+voxel_size = [0.8, 0.8, 8.0]
+bev_size = 128                    # (51.2 + 51.2) / 0.8
 image_size = (256, 144)
 embed_dims = 128
 max_epochs = 12
