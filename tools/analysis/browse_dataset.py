@@ -26,6 +26,7 @@ CAMERA_LAYOUT = (('CAM_FRONT_LEFT', 'CAM_FRONT', 'CAM_FRONT_RIGHT'),
 _EDGES = ((0, 1), (1, 2), (2, 3), (3, 0), (4, 5), (5, 6), (6, 7), (7, 4),
           (0, 4), (1, 5), (2, 6), (3, 7))
 _FRONT = (4, 5, 6, 7)  # LiDARInstance3DBoxes.corners: the +x (heading) face
+PRED_COLOUR = (255, 0, 255)
 
 
 def class_colour(label: int) -> tuple:
@@ -33,8 +34,12 @@ def class_colour(label: int) -> tuple:
     return tuple(int(c) for c in cv2.cvtColor(hue, cv2.COLOR_HSV2BGR)[0, 0])
 
 
-def draw_camera(img: np.ndarray, corners: np.ndarray, labels: np.ndarray, lidar2img: np.ndarray):
-    """Draws [N, 8, 3] LiDAR-frame box corners into one image (edges behind it skipped)."""
+def draw_camera(img: np.ndarray, corners: np.ndarray, labels: np.ndarray, lidar2img: np.ndarray,
+                colour=None, thickness: int = 2):
+    """Draws [N, 8, 3] LiDAR-frame box corners into one image (edges behind it skipped).
+
+    colour: one BGR colour for all boxes (predictions); default: per class, front in white.
+    """
     hom = np.concatenate([corners, np.ones_like(corners[..., :1])], -1) @ lidar2img.T
     depth = hom[..., 2]
     uv = hom[..., :2] / np.maximum(depth[..., None], 1e-5)
@@ -43,15 +48,16 @@ def draw_camera(img: np.ndarray, corners: np.ndarray, labels: np.ndarray, lidar2
             continue
         for a, b in _EDGES:
             if d[a] > 0.5 and d[b] > 0.5:
-                colour = (255, 255, 255) if a in _FRONT and b in _FRONT else class_colour(label)
+                c = colour or ((255, 255, 255) if a in _FRONT and b in _FRONT else class_colour(label))
                 cv2.line(img, tuple(np.round(box_uv[a]).astype(int)),
-                         tuple(np.round(box_uv[b]).astype(int)), colour, 2, cv2.LINE_AA)
+                         tuple(np.round(box_uv[b]).astype(int)), c, thickness, cv2.LINE_AA)
     return img
 
 
 def draw_bev(points: np.ndarray, corners: np.ndarray, labels: np.ndarray, extent: float,
-             size: int) -> np.ndarray:
-    """Top view (x up, y left) of points and box footprints, `extent` metres each side."""
+             size: int, pred_corners: np.ndarray = None) -> np.ndarray:
+    """Top view (x up, y left) of points and box footprints, `extent` metres each side;
+    predictions (optional) in magenta over the class-coloured ground truth."""
     img = np.full((size, size, 3), 20, np.uint8)
     scale = size / (2 * extent)
 
@@ -69,20 +75,28 @@ def draw_bev(points: np.ndarray, corners: np.ndarray, labels: np.ndarray, extent
         centre, front = box[:, :2].mean(0), box[list(_FRONT), :2].mean(0)
         cv2.line(img, tuple(np.round(to_px(centre)).astype(int)),
                  tuple(np.round(to_px(front)).astype(int)), (255, 255, 255), 1, cv2.LINE_AA)
+    for box in (pred_corners if pred_corners is not None else []):
+        foot = to_px(box[[0, 3, 7, 4], :2])
+        cv2.polylines(img, [np.round(foot * 16).astype(np.int32)], True, PRED_COLOUR, 1, cv2.LINE_AA, shift=4)
     cv2.circle(img, (size // 2, size // 2), 4, (0, 0, 255), -1)  # the LiDAR
     return img
 
 
 def render_sample(results: dict, cam_names, cam_width: int = 480, bev_extent: float = 55.0,
-                  class_names=None) -> np.ndarray:
-    """One picture of a pipeline output (points, img list, lidar2img, gt boxes)."""
+                  class_names=None, pred_boxes=None) -> np.ndarray:
+    """One picture of a pipeline output (points, img list, lidar2img, gt boxes), with
+    optional predicted boxes (LiDARInstance3DBoxes in the same frame) in magenta."""
     boxes = results['gt_bboxes_3d']
     corners = boxes.corners.numpy() if len(boxes) else np.zeros((0, 8, 3))
     labels = np.asarray(results['gt_labels_3d'])
+    pred = pred_boxes.corners.numpy() if pred_boxes is not None and len(pred_boxes) else None
     views = {}
     for i, name in enumerate(cam_names):
         img = np.clip(results['img'][i], 0, 255).astype(np.uint8).copy()
         img = draw_camera(img, corners, labels, np.asarray(results['lidar2img'][i]))
+        if pred is not None:
+            img = draw_camera(img, pred, np.zeros(len(pred)), np.asarray(results['lidar2img'][i]),
+                              colour=PRED_COLOUR, thickness=1)
         h = int(round(img.shape[0] * cam_width / img.shape[1]))
         img = cv2.resize(img, (cam_width, h), interpolation=cv2.INTER_AREA)
         cv2.putText(img, name, (8, 24), cv2.FONT_HERSHEY_SIMPLEX, 0.7, (255, 255, 255), 2)
@@ -90,7 +104,7 @@ def render_sample(results: dict, cam_names, cam_width: int = 480, bev_extent: fl
     h = next(iter(views.values())).shape[0]
     blank = np.zeros((h, cam_width, 3), np.uint8)
     grid = np.vstack([np.hstack([views.get(n, blank) for n in row]) for row in CAMERA_LAYOUT])
-    bev = draw_bev(results['points'].tensor.numpy(), corners, labels, bev_extent, grid.shape[0])
+    bev = draw_bev(results['points'].tensor.numpy(), corners, labels, bev_extent, grid.shape[0], pred)
     canvas = np.hstack([grid, bev])
     if class_names is not None:  # legend
         for i, name in enumerate(class_names):
