@@ -62,16 +62,43 @@ def test_tiny_model_overfits_a_fixed_batch(synthetic_root):
     assert min(history[-5:]) < 0.6 * history[0], history
 
 
-def test_train_then_test_prints_nuscenes_metrics(synthetic_root, tmp_path):
-    work = str(tmp_path / 'work')
-    run_tool('tools/train.py', CONFIG, '--work-dir', work, '--cfg-options', 'train_cfg.max_epochs=1',
-             'train_cfg.val_interval=1', *tiny_options(synthetic_root))
-    ckpts = glob.glob(osp.join(work, 'epoch_1.pth'))
-    assert ckpts
-    proc = run_tool('tools/test.py', CONFIG, ckpts[0], '--work-dir', work, '--cfg-options',
+@pytest.fixture(scope='module')
+def tiny_checkpoint(synthetic_root, tmp_path_factory):
+    """One epoch of the tiny config through tools/train.py (validation included)."""
+    work = str(tmp_path_factory.mktemp('work'))
+    proc = run_tool('tools/train.py', CONFIG, '--work-dir', work, '--cfg-options', 'train_cfg.max_epochs=1',
+                    'train_cfg.val_interval=1', *tiny_options(synthetic_root))
+    assert 'pred_instances_3d_NuScenes/NDS' in proc.stdout + proc.stderr
+    ckpt = osp.join(work, 'epoch_1.pth')
+    assert osp.isfile(ckpt)
+    return ckpt
+
+
+def _metrics(text):
+    """{name: value} of the NuScenes metric line mmengine prints."""
+    import re
+    return dict(re.findall(r'pred_instances_3d_NuScenes/([\w.]+): (-?[\d.]+|nan)', text))
+
+
+def test_train_then_test_prints_nuscenes_metrics(synthetic_root, tiny_checkpoint, tmp_path):
+    proc = run_tool('tools/test.py', CONFIG, tiny_checkpoint, '--work-dir', str(tmp_path), '--cfg-options',
                     *tiny_options(synthetic_root))
-    out = proc.stdout + proc.stderr
-    assert 'pred_instances_3d_NuScenes/mAP' in out and 'pred_instances_3d_NuScenes/NDS' in out
+    metrics = _metrics(proc.stdout + proc.stderr)
+    assert {'mAP', 'NDS', 'mATE', 'car_AP_dist_1.0'} <= set(metrics)
+
+
+def test_dist_test_two_processes_merges_results(synthetic_root, tiny_checkpoint, tmp_path):
+    """2 CPU processes split the val set; the merged metric equals the 1-process one."""
+    single = run_tool('tools/test.py', CONFIG, tiny_checkpoint, '--work-dir', str(tmp_path / 's'),
+                      '--cfg-options', *tiny_options(synthetic_root))
+    single = _metrics(single.stdout + single.stderr)
+    env = dict(__import__('os').environ, PORT='29534', PYTHON=sys.executable)
+    proc = subprocess.run(['bash', 'tools/dist_test.sh', CONFIG, tiny_checkpoint, '2', '--work-dir',
+                           str(tmp_path / 'd'), '--cfg-options', *tiny_options(synthetic_root)],
+                          cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    merged = _metrics(proc.stdout + proc.stderr)
+    assert merged and merged == single
 
 
 def test_dist_train_two_cpu_processes(synthetic_root, tmp_path):
