@@ -17,7 +17,9 @@ PC_RANGE = [-50.0, -50.0, -5.0, 50.0, 50.0, 3.0]
 def _camera(yaw_deg, t=(0.5, 0.1, 1.6), f=500.0, cx=320.0, cy=180.0):
     """lidar2cam, K for a camera looking along yaw in the LiDAR frame (numpy)."""
     a = math.radians(yaw_deg)
-    fwd, right, down = np.array([math.cos(a), math.sin(a), 0]), np.array([math.sin(a), -math.cos(a), 0]), np.array([0, 0, -1.])
+    fwd = np.array([math.cos(a), math.sin(a), 0])
+    right = np.array([math.sin(a), -math.cos(a), 0])
+    down = np.array([0, 0, -1.])
     r = np.stack([right, down, fwd])                    # rows: camera axes in LiDAR coords
     lidar2cam = np.eye(4)
     lidar2cam[:3, :3] = r

@@ -1,7 +1,6 @@
 """lidar2img stays right under image and LiDAR augmentation (known 3D points)."""
 import numpy as np
 import pytest
-import torch
 
 import plugin  # noqa: F401
 from mmdet3d.registry import TRANSFORMS

@@ -77,10 +77,11 @@ def main():
     p.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     args = p.parse_args()
     rows = [bench(c, args.iters, args.warmup, args.device) for c in args.configs]
-    print(f'\n| config | batch | train iteration (s, median) | peak memory (MB) | inference per sample (s, median) |')
+    print('\n| config | batch | train iteration (s, median) | peak memory (MB) | inference per sample (s, median) |')
     print('| --- | --- | --- | --- | --- |')
     for r in rows:
-        print(f"| {r['config']} | {r['batch']} | {r['train_iter_s']:.2f} | {r['peak_mem_mb']:.0f} | {r['infer_s']:.2f} |")
+        print(f"| {r['config']} | {r['batch']} | {r['train_iter_s']:.2f} | {r['peak_mem_mb']:.0f} "
+              f"| {r['infer_s']:.2f} |")
     if len(rows) > 1:
         base = rows[0]
         for r in rows[1:]:
