@@ -28,7 +28,8 @@ from mmdet3d.structures import LiDARInstance3DBoxes
 
 from ..task_modules.box3d_coding import encode_boxes
 from ..utils.position_embedding import BEVPositionEmbedding, CameraRayEmbedding
-from ..utils.projection import denormalize_points, project_points, stack_lidar2img, visible_mask
+from ..utils.projection import (denormalize_points, inside_image, project_points, stack_lidar2img,
+                                visible_mask)
 from .query_denoising import build_dn_queries
 
 
@@ -134,7 +135,7 @@ class CmtHead(BaseModule):
         uv = torch.stack([(xs + 0.5) * pad_w / w, (ys + 0.5) * pad_h / h], -1).view(1, 1, -1, 2)
         uv = uv.to(img.dtype).expand(b, v, -1, -1)
         pos = self.rv_embedding(uv, lidar2img).flatten(1, 2)
-        inside = visible_mask(uv, torch.ones_like(uv[..., 0]), [m['img_shape'] for m in img_metas])
+        inside = inside_image(uv, [m['img_shape'] for m in img_metas])   # padding is not image
         return img, pos, ~inside.flatten(1, 2)
 
     def query_embedding(self, ref: Tensor, lidar2img: Optional[Tensor], img_metas) -> Tensor:

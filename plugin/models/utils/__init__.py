@@ -1,9 +1,9 @@
 from .position_embedding import (BEVPositionEmbedding, CameraRayEmbedding, depth_bins,
                                  sine_embedding)
 from .pretrained_if_exists import PretrainedIfExists
-from .projection import (denormalize_points, lift_pixels, normalize_points, project_points,
+from .projection import (denormalize_points, inside_image, lift_pixels, normalize_points, project_points,
                          stack_lidar2img, visible_mask)
 
 __all__ = ['PretrainedIfExists', 'BEVPositionEmbedding', 'CameraRayEmbedding', 'depth_bins', 'sine_embedding',
-           'denormalize_points', 'lift_pixels', 'normalize_points', 'project_points',
+           'denormalize_points', 'inside_image', 'lift_pixels', 'normalize_points', 'project_points',
            'stack_lidar2img', 'visible_mask']

@@ -34,15 +34,20 @@ def project_points(points: Tensor, lidar2img: Tensor, min_depth: float = 1e-2
     return uv, depth
 
 
+def inside_image(uv: Tensor, img_shapes: Sequence[Tuple[int, int]]) -> Tensor:
+    """[B, V, N] bool: (u, v) inside each sample's (unpadded) image of (height, width)."""
+    hw = torch.as_tensor([list(s[:2]) for s in img_shapes], dtype=uv.dtype, device=uv.device)
+    h, w = hw[:, 0].view(-1, 1, 1), hw[:, 1].view(-1, 1, 1)
+    return (uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)
+
+
 def visible_mask(uv: Tensor, depth: Tensor, img_shapes: Sequence[Tuple[int, int]],
                  min_depth: float = 1e-2) -> Tensor:
     """[B, V, N] bool: in front of the camera and inside the (unpadded) image.
 
     img_shapes: per sample (height, width) of the images (all views share it).
     """
-    hw = torch.as_tensor([list(s[:2]) for s in img_shapes], dtype=uv.dtype, device=uv.device)
-    h, w = hw[:, 0].view(-1, 1, 1), hw[:, 1].view(-1, 1, 1)
-    return (depth > min_depth) & (uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)
+    return (depth > min_depth) & inside_image(uv, img_shapes)
 
 
 def lift_pixels(uv: Tensor, depths: Tensor, lidar2img: Tensor) -> Tensor:
