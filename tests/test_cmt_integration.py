@@ -98,7 +98,10 @@ def test_dist_test_two_processes_merges_results(synthetic_root, tiny_checkpoint,
                           cwd=REPO, capture_output=True, text=True, env=env, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     merged = _metrics(proc.stdout + proc.stderr)
-    assert merged and merged == single
+    assert merged and merged.keys() == single.keys()
+    # the same predictions, up to float noise from a different thread count per process
+    for key, value in single.items():
+        assert float(merged[key]) == pytest.approx(float(value), abs=2e-3, nan_ok=True), key
 
 
 def test_dist_train_two_cpu_processes(synthetic_root, tmp_path):
