@@ -104,6 +104,10 @@ class CmtHead(BaseModule):
         self.assigner = TASK_UTILS.build(assigner)
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_bbox = MODELS.build(loss_bbox)
+        # per task: global label (num_classes = background) -> task-local label
+        maps = torch.stack([torch.tensor([task.index(c) if c in task else len(task) for c in self.class_names]
+                                         + [len(task)]) for task in self.tasks])
+        self.register_buffer('task_label_maps', maps, persistent=False)
         self.register_buffer('code_weights', torch.tensor(code_weights, dtype=torch.float32), persistent=False)
         self.attn_bias_generator = MODELS.build(attn_bias_cfg) if attn_bias_cfg else None
 
@@ -191,10 +195,7 @@ class CmtHead(BaseModule):
     # ------------------------------------------------------------------ losses
     def _task_targets(self, task_idx: int, labels: Tensor):
         """Global labels -> task-local labels (len(task) = not in this task)."""
-        names = self.tasks[task_idx]
-        table = torch.full((len(self.class_names) + 1,), len(names), dtype=torch.long, device=labels.device)
-        for local, name in enumerate(names):
-            table[self.class_names.index(name)] = local
+        table = self.task_label_maps[task_idx].to(labels.device)
         return table[labels.clamp(max=len(self.class_names))]
 
     def _loss_single(self, cls: Tensor, codes: Tensor, labels: Tensor, box_targets: Tensor,
