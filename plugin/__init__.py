@@ -5,4 +5,5 @@ every component of this project into the mmdet3d registries.
 """
 from . import compat  # noqa: F401  (must come first: patches upstream incompatibilities)
 from . import datasets  # noqa: F401
+from . import engine  # noqa: F401
 from . import models  # noqa: F401

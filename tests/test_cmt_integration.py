@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import REPO, run_tool
 
-CONFIG = osp.join(REPO, 'configs/synthetic/cmt_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py')
+CONFIG = osp.join(REPO, 'configs/synthetic/cmt_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py')
 
 
 def tiny_options(root):

@@ -6,6 +6,7 @@ point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
 voxel_size = [0.075, 0.075, 0.2]
 image_size = (1600, 640)
 class_names = {{_base_.class_names}}
+db_sampler = {{_base_.db_sampler}}
 
 model = dict(
     data_preprocessor=dict(voxel_layer=dict(voxel_size=voxel_size, point_cloud_range=point_cloud_range)),
@@ -25,6 +26,7 @@ _load = [
 ]
 train_pipeline = _load + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
+    dict(type='ObjectSample', db_sampler=db_sampler),
     dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_lim=(0.94, 1.25), flip_prob=0.0),
     dict(type='GlobalRotScaleTrans', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],
          translation_std=[0.5, 0.5, 0.5]),

@@ -65,6 +65,15 @@ model = dict(
         loss_bbox=dict(type='mmdet.L1Loss', loss_weight=0.25),
         dn_cfg=dict(num_groups=10, box_noise_scale=1.0, split=0.75)))
 
+# GT-paste with mmdet3d's ObjectSample (CMT's sample groups). It pastes LiDAR points only:
+# official CMT also pasted the objects' image patches (its UnifiedObjectSample), not ported.
+db_sampler = dict(
+    data_root='data/nuscenes/', info_path='data/nuscenes/nuscenes_dbinfos_train.pkl', rate=1.0,
+    prepare=dict(filter_by_difficulty=[-1], filter_by_min_points={name: 5 for name in class_names}),
+    classes=class_names,
+    sample_groups=dict(car=2, truck=3, construction_vehicle=7, bus=4, trailer=6, barrier=2, motorcycle=6,
+                       bicycle=6, pedestrian=2, traffic_cone=2),
+    points_loader=dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=[0, 1, 2, 3, 4]))
 _load = [
     dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5),
     dict(type='LoadPointsFromMultiSweeps', sweeps_num=9, use_dim=[0, 1, 2, 3, 4], pad_empty_sweeps=True,
@@ -73,6 +82,7 @@ _load = [
 ]
 train_pipeline = _load + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
+    dict(type='ObjectSample', db_sampler=db_sampler),
     dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_lim=(0.94, 1.25), flip_prob=0.0),
     dict(type='GlobalRotScaleTrans', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],
          translation_std=[0.5, 0.5, 0.5]),

@@ -9,6 +9,15 @@ embeddings); `CmtTransformer` decodes the queries against it, every layer's outp
 through one `SeparateTaskHead` per task group, and training adds query denoising (DN),
 Hungarian assignment, focal + L1 losses on every layer. Prediction is NMS-free.
 
+`query_content` chooses what the queries start from: 'zeros' (CMT: content is zero, the
+queries are their position embeddings only) or 'bev' (the LiDAR BEV feature bilinearly
+sampled at each reference point, through a linear layer: the query initialisation of
+two-stage / TransFusion-style heads, which converges in far fewer iterations; it needs a
+BEV map and falls back to zeros without one).
+
+`aux_heatmap_cfg` (optional, training only) adds a dense CenterPoint-style class-heatmap
+loss on the BEV map (`BEVHeatmapAux`, `loss_heatmap`); inference is unchanged.
+
 `attn_bias_cfg` (optional) builds a generator called as
 `gen(reference_points, bev_shape, img_shape, lidar2img, img_metas, query_feats)` whose
 result is handed to every decoder cross-attention as `attn_bias` (issue #4 fills it in).
@@ -27,6 +36,7 @@ from mmdet3d.registry import MODELS, TASK_UTILS
 from mmdet3d.structures import LiDARInstance3DBoxes
 
 from ..task_modules.box3d_coding import encode_boxes
+from ..utils.bev_sampling import sample_bev
 from ..utils.position_embedding import BEVPositionEmbedding, CameraRayEmbedding
 from ..utils.projection import (denormalize_points, inside_image, project_points, stack_lidar2img,
                                 visible_mask)
@@ -74,6 +84,8 @@ class CmtHead(BaseModule):
                  code_weights: Sequence[float] = (1., 1., 1., 1., 1., 1., 1., 1., 0.2, 0.2),
                  dn_cfg: Optional[dict] = dict(num_groups=10, box_noise_scale=1.0, split=0.75),
                  attn_bias_cfg: Optional[dict] = None,
+                 query_content: str = 'zeros',
+                 aux_heatmap_cfg: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
@@ -110,6 +122,18 @@ class CmtHead(BaseModule):
         self.register_buffer('task_label_maps', maps, persistent=False)
         self.register_buffer('code_weights', torch.tensor(code_weights, dtype=torch.float32), persistent=False)
         self.attn_bias_generator = MODELS.build(attn_bias_cfg) if attn_bias_cfg else None
+        if query_content not in ('zeros', 'bev'):
+            raise ValueError(f"pts_bbox_head.query_content must be 'zeros' or 'bev', got {query_content!r}")
+        self.query_content = query_content
+        self.content_proj = nn.Linear(embed_dims, embed_dims) if query_content == 'bev' else None
+        self.aux_heatmap = None
+        if aux_heatmap_cfg is not None:
+            if not in_channels_bev:
+                raise ValueError('pts_bbox_head.aux_heatmap_cfg needs a BEV map (in_channels_bev)')
+            aux = dict(type='BEVHeatmapAux', in_channels=in_channels_bev, num_classes=len(self.class_names),
+                       pc_range=self.pc_range)
+            aux.update(aux_heatmap_cfg)
+            self.aux_heatmap = MODELS.build(aux)
 
     def init_weights(self):
         super().init_weights()
@@ -180,7 +204,11 @@ class CmtHead(BaseModule):
             attn_bias = self.attn_bias_generator(
                 ref, None if bev is None else bev.shape[-2:], None if img is None else img.shape[1:],
                 lidar2img, img_metas, query_pos)
-        feats = self.transformer(bev, img, torch.zeros_like(query_pos), query_pos, bev_pos, img_pos,
+        if self.content_proj is not None and bev is not None:
+            query = self.content_proj(sample_bev(bev, ref[..., :2]))
+        else:
+            query = torch.zeros_like(query_pos)
+        feats = self.transformer(bev, img, query, query_pos, bev_pos, img_pos,
                                  self_attn_mask=attn_mask, img_padding_mask=pad_mask, attn_bias=attn_bias)
         ref_logit = inverse_sigmoid(ref.clamp(0, 1))
         outs = []
@@ -207,8 +235,12 @@ class CmtHead(BaseModule):
         loss_bbox = self.loss_bbox(codes, torch.nan_to_num(box_targets), weight=w, avg_factor=num_pos)
         return torch.nan_to_num(loss_cls), torch.nan_to_num(loss_bbox)
 
-    def loss(self, outs, dn, gt_boxes: List[Tensor], gt_labels: List[Tensor]) -> Dict[str, Tensor]:
+    def loss(self, outs, dn, gt_boxes: List[Tensor], gt_labels: List[Tensor],
+             bev_feat: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """Set-prediction losses of every layer (+ `loss_heatmap` given the BEV map and an aux head)."""
         losses: Dict[str, Tensor] = {}
+        if self.aux_heatmap is not None and bev_feat is not None:
+            losses['loss_heatmap'] = self.aux_heatmap.loss(bev_feat, gt_boxes, gt_labels)
         pad = dn.pad_size if dn is not None else 0
         num_layers = outs[0]['cls'].shape[0]
         for t, out in enumerate(outs):

@@ -57,7 +57,7 @@ class CmtDetector(MVXTwoStageDetector):
         img_feats, bev = self.extract_feat(batch_inputs_dict, metas)
         boxes, labels = self._gt(batch_data_samples)
         outs, dn = self.pts_bbox_head(bev, img_feats, metas, boxes, labels)
-        return self.pts_bbox_head.loss(outs, dn, boxes, labels)
+        return self.pts_bbox_head.loss(outs, dn, boxes, labels, bev_feat=bev)
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
                 **kwargs) -> List[Det3DDataSample]:

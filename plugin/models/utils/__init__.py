@@ -1,9 +1,10 @@
+from .bev_sampling import sample_bev
 from .position_embedding import (BEVPositionEmbedding, CameraRayEmbedding, depth_bins,
                                  sine_embedding)
 from .pretrained_if_exists import PretrainedIfExists
 from .projection import (denormalize_points, inside_image, lift_pixels, normalize_points, project_points,
                          stack_lidar2img, visible_mask)
 
-__all__ = ['PretrainedIfExists', 'BEVPositionEmbedding', 'CameraRayEmbedding', 'depth_bins', 'sine_embedding',
+__all__ = ['PretrainedIfExists', 'sample_bev', 'BEVPositionEmbedding', 'CameraRayEmbedding', 'depth_bins', 'sine_embedding',
            'denormalize_points', 'inside_image', 'lift_pixels', 'normalize_points', 'project_points',
            'stack_lidar2img', 'visible_mask']
