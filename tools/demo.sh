@@ -38,11 +38,11 @@ T3=$(t)
 echo; echo "== 4/5 test $CKPT on the generated val split =="
 $PY tools/test.py "$CONFIG" "$CKPT" --work-dir "$WORK" > "$WORK/test.log" \
   || { tail -30 "$WORK/test.log"; exit 1; }
-grep -A 12 "^Object Class" "$WORK/test.log"
+grep -A 10 "^Object Class" "$WORK/test.log"
 grep -E "^(mAP|mATE|mASE|mAOE|mAVE|mAAE|NDS): " "$WORK/test.log"
 T4=$(t)
 echo; echo "== 5/5 predictions vs ground truth (6 cameras + BEV) =="
-$PY tools/analysis/visualize_predictions.py "$CONFIG" "$CKPT" --indices 0 10 --out "$WORK/pred_vis" 2>&1 \
+$PY tools/analysis/visualize_predictions.py "$CONFIG" "$CKPT" --indices 0 10 --score-thr 0.2 --out "$WORK/pred_vis" 2>&1 \
   | grep wrote
 T5=$(t)
 echo

@@ -47,7 +47,8 @@ _load = [
     dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5),
     dict(type='LoadPointsFromMultiSweeps', sweeps_num=9, use_dim=[0, 1, 2, 3, 4], pad_empty_sweeps=True,
          remove_close=True),
-    dict(type='LoadMultiViewImageFromFiles', to_float32=True, num_views=6),
+    # 256x144 crops of 1600x900 images: decode at 1/4 (recorded in img_aug_matrix)
+    dict(type='LoadMultiViewImageFromFilesReduced', reduce=4, to_float32=True, num_views=6),
 ]
 train_pipeline = _load + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
@@ -93,3 +94,4 @@ train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 default_hooks = dict(logger=dict(interval=10))
 custom_hooks = [dict(type='ProgressBarHook')]
+randomness = dict(seed=0)

@@ -42,7 +42,7 @@ class ProgressBarHook(Hook):
         if self._bar is None:
             return
         if outputs and 'loss' in outputs:
-            self._bar.set_postfix(epoch=runner.epoch + 1, loss=f"{float(outputs['loss']):.3f}", refresh=False)
+            self._bar.set_postfix(epoch=runner.epoch + 1, loss=f"{outputs['loss'].item():.3f}", refresh=False)
         self._bar.update(1)
 
     def after_train(self, runner) -> None:
