@@ -128,7 +128,7 @@ def test_aux_heatmap_targets_peak_at_box_centres_and_loss_falls():
         opt.zero_grad()
         loss.backward()
         opt.step()
-    assert torch.isfinite(loss) and float(loss) < 0.5 * first
+    assert torch.isfinite(loss) and loss.item() < 0.5 * first
 
 
 def test_head_adds_the_heatmap_loss_when_configured():
