@@ -124,7 +124,6 @@ class CmtHead(BaseModule):
         self.attn_bias_generator = MODELS.build(attn_bias_cfg) if attn_bias_cfg else None
         if query_content not in ('zeros', 'bev'):
             raise ValueError(f"pts_bbox_head.query_content must be 'zeros' or 'bev', got {query_content!r}")
-        self.query_content = query_content
         self.content_proj = nn.Linear(embed_dims, embed_dims) if query_content == 'bev' else None
         self.aux_heatmap = None
         if aux_heatmap_cfg is not None:
