@@ -18,9 +18,10 @@ BEV map and falls back to zeros without one).
 `aux_heatmap_cfg` (optional, training only) adds a dense CenterPoint-style class-heatmap
 loss on the BEV map (`BEVHeatmapAux`, `loss_heatmap`); inference is unchanged.
 
-`attn_bias_cfg` (optional) builds a generator called as
-`gen(reference_points, bev_shape, img_shape, lidar2img, img_metas, query_feats)` whose
-result is handed to every decoder cross-attention as `attn_bias` (issue #4 fills it in).
+`aqr_cfg` + `attn_bias_cfg` (optional, together; issue #4): `AQRWeightGenerator` gives
+every query a LiDAR and a camera weight from a LAM-restricted attention over the memory,
+and `AttentionBiasGenerator` turns them into a `LocalWindowBias` that every decoder
+cross-attention adds to its scores, exactly and without a dense [B, Q, K] tensor.
 """
 import copy
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -83,6 +84,7 @@ class CmtHead(BaseModule):
                  loss_bbox: dict = dict(type='mmdet.L1Loss', loss_weight=0.25),
                  code_weights: Sequence[float] = (1., 1., 1., 1., 1., 1., 1., 1., 0.2, 0.2),
                  dn_cfg: Optional[dict] = dict(num_groups=10, box_noise_scale=1.0, split=0.75),
+                 aqr_cfg: Optional[dict] = None,
                  attn_bias_cfg: Optional[dict] = None,
                  query_content: str = 'zeros',
                  aux_heatmap_cfg: Optional[dict] = None,
@@ -121,7 +123,17 @@ class CmtHead(BaseModule):
                                          + [len(task)]) for task in self.tasks])
         self.register_buffer('task_label_maps', maps, persistent=False)
         self.register_buffer('code_weights', torch.tensor(code_weights, dtype=torch.float32), persistent=False)
-        self.attn_bias_generator = MODELS.build(attn_bias_cfg) if attn_bias_cfg else None
+        if (aqr_cfg is None) != (attn_bias_cfg is None):
+            raise ValueError('pts_bbox_head.aqr_cfg and pts_bbox_head.attn_bias_cfg go together: the AQR '
+                             'makes the weights, the bias generator applies them; set both or neither')
+        self.aqr = self.attn_bias_generator = None
+        if aqr_cfg is not None:
+            aqr = dict(type='AQRWeightGenerator', embed_dims=embed_dims, pc_range=self.pc_range)
+            aqr.update(aqr_cfg)
+            self.aqr = MODELS.build(aqr)
+            bias = dict(type='AttentionBiasGenerator')
+            bias.update(attn_bias_cfg)
+            self.attn_bias_generator = MODELS.build(bias)
         if query_content not in ('zeros', 'bev'):
             raise ValueError(f"pts_bbox_head.query_content must be 'zeros' or 'bev', got {query_content!r}")
         self.content_proj = nn.Linear(embed_dims, embed_dims) if query_content == 'bev' else None
@@ -198,15 +210,22 @@ class CmtHead(BaseModule):
         if img_feats is not None:
             img, img_pos, pad_mask = self._img_memory(img_feats, lidar2img, img_metas)
         query_pos = self.query_embedding(ref, lidar2img, img_metas)
-        attn_bias = None
-        if self.attn_bias_generator is not None:
-            attn_bias = self.attn_bias_generator(
-                ref, None if bev is None else bev.shape[-2:], None if img is None else img.shape[1:],
-                lidar2img, img_metas, query_pos)
         if self.content_proj is not None and bev is not None:
             query = self.content_proj(sample_bev(bev, ref[..., :2]))
         else:
             query = torch.zeros_like(query_pos)
+        attn_bias = None
+        if self.aqr is not None:
+            bev_shape = None if bev is None else tuple(bev.shape[-2:])
+            cam_shape = None if img is None else (img.shape[1], *img.shape[-2:])
+            memory = self.transformer.flatten_memory(bev, img)
+            memory_pos = torch.cat([p for p in (bev_pos, img_pos) if p is not None], 1)
+            key_pad = None
+            if pad_mask is not None:
+                key_pad = torch.cat([pad_mask.new_zeros(b, memory.shape[1] - pad_mask.shape[1]), pad_mask], 1)
+            weights = self.aqr(ref, query, query_pos, memory, memory_pos, key_pad, bev_shape, cam_shape,
+                               lidar2img, img_metas)
+            attn_bias = self.attn_bias_generator(weights, bev_shape, cam_shape)
         feats = self.transformer(bev, img, query, query_pos, bev_pos, img_pos,
                                  self_attn_mask=attn_mask, img_padding_mask=pad_mask, attn_bias=attn_bias)
         ref_logit = inverse_sigmoid(ref.clamp(0, 1))

@@ -2,7 +2,8 @@
 
 Every module that projects 3D points into the images (CMT's camera-ray embedding, the
 query embedding, AQR's camera windows, the fusion necks) goes through these functions,
-so a calibration convention is fixed in exactly one place (issues #3, #4, #5):
+so a calibration convention is fixed in exactly one place (issues #3, #4, #5). AQR's
+window centres (`bev_cells`, `first_view_cells`) are computed here too:
 
   * `lidar2img` is [B, V, 4, 4]: cam2img (padded to 4x4) @ lidar2cam, with every image
     augmentation (resize, crop, flip) already folded in as a 4x4 matrix on the left;
@@ -85,3 +86,38 @@ def stack_lidar2img(img_metas: Sequence[dict], device=None, dtype=torch.float32)
     if not img_metas or 'lidar2img' not in img_metas[0]:
         return None
     return torch.stack([torch.as_tensor(m['lidar2img'], dtype=dtype) for m in img_metas]).to(device)
+
+
+def bev_cells(ref: Tensor, bev_shape: Sequence[int]) -> Tensor:
+    """(row, col) [B, N, 2] of the BEV cells holding normalised points ref [B, N, >= 2].
+
+    Rows are y and columns x, as in mmdet3d's scatter / sparse encoders and CMT's BEV
+    embedding; points outside the range clip to the border cell.
+    """
+    h, w = int(bev_shape[0]), int(bev_shape[1])
+    col = (ref[..., 0] * w).floor().long().clamp(0, w - 1)
+    row = (ref[..., 1] * h).floor().long().clamp(0, h - 1)
+    return torch.stack([row, col], -1)
+
+
+def first_view_cells(points: Tensor, lidar2img: Tensor, img_shapes: Sequence[Tuple[int, int]],
+                     pad_shape: Sequence[int], feat_shape: Sequence[int]) -> Tensor:
+    """(view, row, col) [B, N, 3] of LiDAR points on the camera feature maps.
+
+    The view is the first one (lowest index) that sees the point (in front of it and inside
+    its unpadded image); row/col index the h x w feature map of the padded input image of
+    `pad_shape` (height, width). A point no camera sees gets view -1 (and row = col = 0):
+    no fallback to an arbitrary view.
+    """
+    uv, depth = project_points(points, lidar2img)
+    seen = visible_mask(uv, depth, img_shapes)                                # [B, V, N]
+    num_views = seen.shape[1]
+    order = torch.arange(num_views, 0, -1, device=seen.device).view(1, -1, 1)
+    view = (seen * order).argmax(1)                                           # first seeing view
+    any_seen = seen.any(1)
+    pix = torch.gather(uv, 1, view[:, None, :, None].expand(-1, 1, -1, 2))[:, 0]   # [B, N, 2]
+    h, w = int(feat_shape[0]), int(feat_shape[1])
+    col = (pix[..., 0] * w / pad_shape[1]).floor().long().clamp(0, w - 1)
+    row = (pix[..., 1] * h / pad_shape[0]).floor().long().clamp(0, h - 1)
+    cells = torch.stack([view, row, col], -1)
+    return torch.where(any_seen[..., None], cells, cells.new_tensor([-1, 0, 0]))

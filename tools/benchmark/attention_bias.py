@@ -1,0 +1,142 @@
+"""Cost of AQR's local-window attention bias against unbiased attention (issue #4).
+
+    python tools/benchmark/attention_bias.py                       # full size, batch 1 and 2
+    python tools/benchmark/attention_bias.py --batches 1 --dense-batches 1 --repeats 3
+
+One cross-attention, forward + backward (gradients for q, k, v and both AQR weights), at
+CMT's full nuScenes size: 8 heads of 32 channels, 900 queries, 56,400 keys (a 180 x 180
+BEV grid + 6 views of 40 x 100 stride-16 pixels). Three ways:
+  * `sdpa`    unbiased `scaled_dot_product_attention` (the target's reference);
+  * `local`   `local_bias_attention` with windows 5 / 15 / 25 (exact, never dense);
+  * `dense`   the naive form: the dense [B, Q, K] bias built by `to_dense()` and added
+              to the scores through SDPA's float mask (it needs a gradient, so SDPA takes
+              its math path).
+Each case runs in its own subprocess; memory is the peak resident set (CPU) or the peak
+allocation (CUDA) above what the inputs already hold. Figures are printed as ratios to
+`sdpa` measured in the same run, because wall-clock numbers depend on the machine.
+"""
+import argparse
+import json
+import os.path as osp
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+
+HEADS, HEAD_DIM, QUERIES = 8, 32, 900
+BEV = (180, 180)
+CAMS = (6, 40, 100)
+
+
+def _rss_mb() -> float:
+    with open('/proc/self/statm') as f:
+        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def make_inputs(batch: int, window: int, device: str, seed: int = 0):
+    from plugin.models.layers import LocalWindowBias
+    g = torch.Generator().manual_seed(seed)
+    keys = BEV[0] * BEV[1] + CAMS[0] * CAMS[1] * CAMS[2]
+    # laid out as an attention module's head split of [B, N, heads * dim] projections
+    q = torch.randn(batch, QUERIES, HEADS, HEAD_DIM, generator=g).transpose(1, 2)
+    k = torch.randn(batch, keys, HEADS, HEAD_DIM, generator=g).transpose(1, 2)
+    v = torch.randn(batch, keys, HEADS, HEAD_DIM, generator=g).transpose(1, 2)
+    bev_center = torch.stack([torch.randint(0, BEV[0], (batch, QUERIES), generator=g),
+                              torch.randint(0, BEV[1], (batch, QUERIES), generator=g)], -1)
+    # about 1 query in 10 is seen by no camera, as in CMT's initial reference points
+    view = torch.randint(-1, CAMS[0] + 5, (batch, QUERIES), generator=g).clamp(max=CAMS[0] - 1)
+    view[torch.rand(batch, QUERIES, generator=g) < 0.1] = -1
+    cam_center = torch.stack([view, torch.randint(0, CAMS[1], (batch, QUERIES), generator=g),
+                              torch.randint(0, CAMS[2], (batch, QUERIES), generator=g)], -1)
+    lw = torch.rand(batch, QUERIES, generator=g) * 2 - 1
+    cw = torch.rand(batch, QUERIES, generator=g) * 2 - 1
+    q, k, v, lw, cw = [t.to(device).detach().requires_grad_() for t in (q, k, v, lw, cw)]
+    bias = LocalWindowBias(BEV, CAMS, bev_center.to(device), cam_center.to(device), lw, cw, window)
+    return q, k, v, lw, cw, bias
+
+
+def run_case(method: str, batch: int, window: int, device: str, repeats: int) -> dict:
+    import torch.nn.functional as F
+    from plugin.models.layers import local_bias_attention
+    torch.manual_seed(0)
+    q, k, v, lw, cw, bias = make_inputs(batch, window, device)
+    go = torch.randn_like(q)
+
+    def step():
+        if method == 'sdpa':
+            out = F.scaled_dot_product_attention(q, k, v)
+        elif method == 'local':
+            out = local_bias_attention(q, k, v, bias)
+        else:
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to_dense()[:, None])
+        out.backward(go)
+        for t in (q, k, v, lw, cw):
+            t.grad = None
+
+    cuda = device.startswith('cuda')
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+        base = torch.cuda.memory_allocated()
+    else:
+        base = _rss_mb()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        step()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t)
+    if cuda:
+        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+    return dict(method=method, batch=batch, window=window, time_s=min(times), peak_mb=peak)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--batches', type=int, nargs='+', default=[1, 2])
+    parser.add_argument('--windows', type=int, nargs='+', default=[5, 15, 25])
+    parser.add_argument('--dense-batches', type=int, nargs='*', default=[1],
+                        help='batches at which the dense reference runs (7 GB and ~6x time at batch 1)')
+    parser.add_argument('--repeats', type=int, default=3, help='timed repeats per case (the minimum is kept)')
+    parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--case', help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.case:
+        method, batch, window = args.case.split(',')
+        print(json.dumps(run_case(method, int(batch), int(window), args.device, args.repeats)))
+        return
+
+    def sub(method, batch, window):
+        res = subprocess.run([sys.executable, __file__, '--case', f'{method},{batch},{window}',
+                              '--device', args.device, '--repeats', str(args.repeats)],
+                             capture_output=True, text=True)
+        if res.returncode != 0:
+            raise RuntimeError(f'case {method} b{batch} w{window} failed:\n{res.stderr[-2000:]}')
+        return json.loads(res.stdout.strip().splitlines()[-1])
+
+    print(f'device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}; '
+          f'{HEADS} heads x {HEAD_DIM}, {QUERIES} queries, '
+          f'{BEV[0] * BEV[1] + CAMS[0] * CAMS[1] * CAMS[2]} keys; forward + backward')
+    print('| batch | method | window | time (s) | time / sdpa | peak extra memory (MB) | memory / sdpa |')
+    print('| --- | --- | --- | --- | --- | --- | --- |')
+    for batch in args.batches:
+        ref = sub('sdpa', batch, 1)
+        rows = [ref] + [sub('local', batch, w) for w in args.windows]
+        if batch in args.dense_batches:
+            rows.append(sub('dense', batch, 15))
+        for r in rows:
+            window = '-' if r['method'] == 'sdpa' else r['window']
+            print(f"| {batch} | {r['method']} | {window} | {r['time_s']:.2f} | "
+                  f"{r['time_s'] / ref['time_s']:.2f}x | {r['peak_mb']:.0f} | "
+                  f"{r['peak_mb'] / ref['peak_mb']:.2f}x |", flush=True)
+
+
+if __name__ == '__main__':
+    main()
