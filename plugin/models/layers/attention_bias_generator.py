@@ -39,7 +39,7 @@ class AttentionBiasGenerator(BaseModule):
     def __init__(self, window_size: int = 15, bev_window_size: Optional[int] = None,
                  cam_window_size: Optional[int] = None, bias_scale: float = 1.0,
                  learnable_scale: bool = False, max_scale: float = 5.0,
-                 chunk_elements: int = 1 << 21, init_cfg=None):
+                 chunk_elements: int = 1 << 19, init_cfg=None):
         super().__init__(init_cfg)
         window_size = check_window_size(window_size, f'{KEY}.window_size')
         self.bev_window = check_window_size(bev_window_size, f'{KEY}.bev_window_size') \

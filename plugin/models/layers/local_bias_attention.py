@@ -25,9 +25,12 @@ exact, and much faster on CPU than gathering every query's window separately and
 reducing it elementwise: nearby queries share most of their window keys, and a matmul
 over a box beats a broadcast multiply + sum over the same numbers.
 
-Extra memory is bounded by `bias.chunk_elements` per group (heads x members x box keys
-scores, box keys x heads x d gathers), never O(Q * K); groups are recomputed in the
-backward.
+Extra memory is O(Q * h * d) plus a few per-group buffers of at most `bias.chunk_elements`
+numbers (heads x members x box keys scores, box keys x heads x d gathers; only a single
+window wider than that exceeds it), never O(Q * K); the groups' scores are recomputed in
+the backward. Without the private fused CPU kernel (CUDA, other torch versions) the
+unbiased pass is the chunked fallback, its [heads, query chunk, K] blocks bounded by
+the same budget.
 """
 import math
 from typing import List, NamedTuple, Optional
@@ -37,9 +40,12 @@ from torch import Tensor
 
 from .fused_attention_ops import attention_backward_with_lse, attention_with_lse
 
-#: smallest tile side (grid cells) used to group queries. Smaller tiles give tighter boxes
-#: but more groups, each costing ~20 small ops of Python/dispatch overhead per pass.
-MIN_TILE = 24
+#: side (grid cells) of the tiles queries are grouped by. Smaller tiles give tighter boxes
+#: (less gathered and multiplied), larger ones fewer groups (each ~40 small ops of Python
+#: and dispatch overhead). A cost model calibrated on the benchmark's profile (80 ns per
+#: query x box key, 500 ns per box key, 0.3 ms per group) is flat between 16 and 24 for
+#: windows 5 to 25 (at 900 queries on the 180 x 180 grid and 6 x 40 x 100 maps).
+TILE = 20
 
 
 class _Part(NamedTuple):
@@ -56,11 +62,39 @@ class _Part(NamedTuple):
 
 
 class _Group(NamedTuple):
-    part: int
+    """Queries of one sample sharing the bounding box rows r0:r1, cols c0:c1 of their
+    windows on one part's grid."""
+    part: _Part
     sample: int
     queries: Tensor  # [Qg] query indices
-    keys: Tensor     # [Kb] key indices of the bounding box
-    inside: Tensor   # [Qg, Kb] float 1/0: the key is in that query's window
+    r0: int
+    r1: int          # exclusive
+    c0: int
+    c1: int          # exclusive
+    row_in: Tensor   # [Qg, box rows] float 1/0: the row is in the query's window (and view)
+    col_in: Tensor   # [Qg, box cols] float 1/0: the column is in the query's window
+
+    def box(self, x: Tensor) -> Tensor:
+        """The box of `x` [B, h, K, d] (any strides) as a [box rows, box cols, h, d] view,
+        so that a gather is one strided copy and a scatter one in-place add, with no index
+        tensors. Keys outermost: attention modules' head-split projections (and the
+        fused kernel's key gradients) are stored key-major, [B, K, h, d], so the box's
+        rows are then contiguous runs of box cols x h x d numbers."""
+        p = self.part
+        grid = x[self.sample].transpose(0, 1)[p.offset:p.offset + p.rows * p.cols]
+        return grid.unflatten(0, (p.rows, p.cols))[self.r0:self.r1, self.c0:self.c1]
+
+    def inside(self) -> Tensor:
+        """[Qg, Kb] float 1/0: the box key is in that query's window. Built when used,
+        from its separable row and column parts (saving it would cost Q x box keys)."""
+        return (self.row_in[:, :, None] * self.col_in[:, None, :]).flatten(1)
+
+    def keys(self) -> Tensor:
+        """Key indices of the box, row-major [Kb] (only needed to gather a mask)."""
+        p, device = self.part, self.queries.device
+        rows = torch.arange(self.r0, self.r1, device=device)
+        cols = torch.arange(self.c0, self.c1, device=device)
+        return p.offset + (rows[:, None] * p.cols + cols).reshape(-1)
 
 
 def _parts(bias) -> List[_Part]:
@@ -79,41 +113,41 @@ def _parts(bias) -> List[_Part]:
     return parts
 
 
-def _box_group(p: int, part: _Part, sample: int, queries: List[int], rows: List[int],
-               cols: List[int], device) -> _Group:
+def _box_group(part: _Part, sample: int, queries: List[int], rows: List[int], cols: List[int],
+               device) -> _Group:
     """The group of `queries` (centres rows/cols) with the bounding box of their windows."""
-    r0, r1 = max(0, min(rows) - part.radius), min(part.rows - 1, max(rows) + part.radius)
-    c0, c1 = max(0, min(cols) - part.radius), min(part.cols - 1, max(cols) + part.radius)
-    kr = torch.arange(r0, r1 + 1, device=device)
-    kc = torch.arange(c0, c1 + 1, device=device)
-    qr = torch.tensor(rows, device=device)[:, None, None]
-    qc = torch.tensor(cols, device=device)[:, None, None]
-    inside = ((kr[:, None] - qr).abs() <= part.radius) & ((kc - qc).abs() <= part.radius)
+    r0, r1 = max(0, min(rows) - part.radius), min(part.rows, max(rows) + part.radius + 1)
+    c0, c1 = max(0, min(cols) - part.radius), min(part.cols, max(cols) + part.radius + 1)
+    kr = torch.arange(r0, r1, device=device)
+    kc = torch.arange(c0, c1, device=device)
+    qr = torch.tensor(rows, device=device)[:, None]
+    qc = torch.tensor(cols, device=device)[:, None]
+    row_in = (kr - qr).abs() <= part.radius
     if part.block < part.rows:   # stacked camera views: stay in the query's own view
-        inside &= (kr[:, None] // part.block) == (qr // part.block)
-    keys = part.offset + (kr[:, None] * part.cols + kc).reshape(-1)
-    return _Group(p, sample, torch.tensor(queries, device=device), keys,
-                  inside.reshape(len(queries), -1).float())
+        row_in &= (kr // part.block) == (qr // part.block)
+    return _Group(part, sample, torch.tensor(queries, device=device), r0, r1, c0, c1,
+                  row_in.float(), ((kc - qc).abs() <= part.radius).float())
 
 
 def _groups(parts: List[_Part], heads: int, head_dim: int, budget: int) -> List[_Group]:
-    """Queries grouped by window-centre tile; a group is split until its scores
-    (heads x members x box keys) fit in `budget` elements."""
+    """Queries grouped by window-centre tile; a group is halved until its scores
+    (heads x members x box keys) and its gathered keys (box keys x heads x head_dim) fit
+    in `budget` elements, or it is down to one query (then its window alone is the box)."""
     groups = []
-    for p, part in enumerate(parts):
-        tile = max(2 * part.radius + 1, MIN_TILE)
+    for part in parts:
         device = part.row.device
         for i, (rows, cols, has) in enumerate(zip(part.row.tolist(), part.col.tolist(), part.has.tolist())):
             tiles = {}
             for qi, (r, c, ok) in enumerate(zip(rows, cols, has)):
                 if ok:
-                    tiles.setdefault((r // tile, c // tile), []).append(qi)
+                    tiles.setdefault((r // TILE, c // TILE), []).append(qi)
             for members in tiles.values():
                 pending = [members]
                 while pending:
                     m = pending.pop()
-                    g = _box_group(p, part, i, m, [rows[q] for q in m], [cols[q] for q in m], device)
-                    if len(m) > 1 and heads * len(m) * max(g.keys.numel(), head_dim) > budget:
+                    g = _box_group(part, i, m, [rows[q] for q in m], [cols[q] for q in m], device)
+                    box_keys = g.row_in.shape[1] * g.col_in.shape[1]
+                    if len(m) > 1 and heads * max(len(m), head_dim) * box_keys > budget:
                         pending += [m[:len(m) // 2], m[len(m) // 2:]]
                     else:
                         groups.append(g)
@@ -126,12 +160,7 @@ def _group_mask(mask: Optional[Tensor], g: _Group) -> Optional[Tensor]:
         return None
     m = mask[g.sample if mask.shape[0] > 1 else 0]               # [h or 1, Q or 1, K]
     m = m if m.shape[1] == 1 else m.index_select(1, g.queries)
-    return m.index_select(2, g.keys).float()
-
-
-def _heads_first(x: Tensor, h: int, d: int) -> Tensor:
-    """[N, h*d] gathered rows -> [h, N, d] (a view) for batched matmuls over heads."""
-    return x.view(-1, h, d).transpose(0, 1)
+    return m.index_select(2, g.keys()).float()
 
 
 class _LocalBiasAttention(torch.autograd.Function):
@@ -143,107 +172,93 @@ class _LocalBiasAttention(torch.autograd.Function):
         b, h, nq, d = q.shape
         sm = 1.0 / math.sqrt(d)
         o0, lse0 = attention_with_lse(q, k, v, mask, force_fallback, chunk_elements)
-        weights = (lidar_weight.float(), camera_weight.float())
-        # e^b - 1 per query and modality: b is constant over one query's window
-        eb1 = [torch.expm1(scale.float() * weights[part.weight]) for part in parts]
+        # e^b - 1 per (lidar, camera) x query: b is constant over one query's window
+        eb1 = torch.expm1(scale.float() * torch.stack([lidar_weight.float(), camera_weight.float()]))
         groups = _groups(parts, h, d, chunk_elements)
-        # [B, K, h*d]: a gather moves one contiguous row of h*d numbers per key (a view,
-        # no copy, for the head-split projections attention modules produce)
-        kt, vt = _keys_last(k), _keys_last(v)
-        qs = q.float() * sm
+        qs = (q.float() * sm).contiguous()   # index_select on Q copies a strided source whole
+        lse0 = lse0.contiguous()
         s_sum = lse0.new_zeros(b, h, nq)
         corr = lse0.new_zeros(b, h, nq, d)
         for g in groups:
             i, qi = g.sample, g.queries
-            kb = _heads_first(kt[i].index_select(0, g.keys), h, d)
-            vb = _heads_first(vt[i].index_select(0, g.keys), h, d)
+            kb, vb = _gather_box(g, k), _gather_box(g, v)
             s = torch.matmul(qs[i].index_select(1, qi), kb.transpose(1, 2))   # [h, Qg, Kb]
             m = _group_mask(mask, g)
             if m is not None:
                 s += m
             s -= lse0[i].index_select(1, qi)[..., None]
             # p0 (e^b - 1) on the window keys, 0 on the rest of the box
-            c = s.exp_().mul_(g.inside * eb1[g.part][i, qi, None])
+            c = s.exp_().mul_(g.inside() * eb1[g.part.weight, i, qi, None])
             s_sum[i].index_add_(1, qi, c.sum(-1))
             corr[i].index_add_(1, qi, torch.matmul(c, vb))
         lse = lse0 + torch.log1p(s_sum)
         out = ((o0.float() + corr) / (1.0 + s_sum)[..., None]).to(q.dtype)
-        ctx.save_for_backward(q, k, v, out, lse, lidar_weight, camera_weight, scale, mask, *eb1)
+        ctx.save_for_backward(q, k, v, out, lse, lidar_weight, camera_weight, scale, mask, eb1)
         ctx.groups, ctx.chunk_elements, ctx.force_fallback = groups, chunk_elements, force_fallback
-        ctx.part_weights = [part.weight for part in parts]
         return out
 
     @staticmethod
     def backward(ctx, grad_out):
-        q, k, v, out, lse, lidar_weight, camera_weight, scale, mask, *eb1 = ctx.saved_tensors
+        q, k, v, out, lse, lidar_weight, camera_weight, scale, mask, eb1 = ctx.saved_tensors
         b, h, nq, d = q.shape
         sm = 1.0 / math.sqrt(d)
         grad_out = grad_out.contiguous()
         dq, dk, dv = attention_backward_with_lse(grad_out, q, k, v, out, lse, mask,
                                                  ctx.force_fallback, ctx.chunk_elements)
-        kt, vt = _keys_last(k), _keys_last(v)
-        qs, go = q.float() * sm, grad_out.float()
+        # the window corrections are added in place, through box views of dk and dv
+        dk, dv = dk.float(), dv.float()
+        qs, go = (q.float() * sm).contiguous(), grad_out.float()   # grad_out: contiguous above
+        lse_c = lse.contiguous()
         row_term = (go * out.float()).sum(-1)                              # D = rowsum(dO * O) [B, h, Q]
         dq_corr = torch.zeros_like(qs)
-        dkt, dk_separate = _accumulator(dk)
-        dvt, dv_separate = _accumulator(dv)
-        # d loss / d b per query and modality: the window's true dS summed over heads and keys
-        db = [lse.new_zeros(b, nq) for _ in eb1]
+        # d loss / d b per (lidar, camera) x query: the window's true dS summed over heads, keys
+        db = torch.zeros_like(eb1)
         for g in ctx.groups:
             i, qi = g.sample, g.queries
-            kb = _heads_first(kt[i].index_select(0, g.keys), h, d)
-            vb = _heads_first(vt[i].index_select(0, g.keys), h, d)
+            kb, vb = _gather_box(g, k), _gather_box(g, v)
             qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)    # [h, Qg, d]
             s = torch.matmul(qg, kb.transpose(1, 2))
             m = _group_mask(mask, g)
             if m is not None:
                 s += m
-            s -= lse[i].index_select(1, qi)[..., None]
+            s -= lse_c[i].index_select(1, qi)[..., None]
             p = s.exp_()                                  # what the fused backward assumed
             gs = torch.matmul(gog, vb.transpose(1, 2))
             gs -= row_term[i].index_select(1, qi)[..., None]
             gs *= p                                       # fused dS
-            gs *= g.inside                                # ... on the window keys only
-            e = eb1[g.part][i, qi]                        # [Qg]
-            db[g.part][i].index_add_(0, qi, gs.sum((0, 2)) * (e + 1.0))
-            gs *= e[:, None]                              # true dS - fused dS
-            p *= g.inside * e[:, None]                    # true P - fused P
+            # on the window keys the true dS is e^b times the fused one: the bias gradient
+            # is its sum, (e + 1) * sum(fused dS), and the corrections are e * fused terms
+            inside = g.inside()
+            e = eb1[g.part.weight, i, qi]                 # [Qg]
+            db[g.part.weight, i].index_add_(0, qi, (gs.sum(0) * inside).sum(-1) * (e + 1.0))
+            correction = inside * e[:, None]              # [Qg, Kb], zero outside the windows
+            gs *= correction                              # true dS - fused dS
+            p *= correction                               # true P - fused P
             dq_corr[i].index_add_(1, qi, torch.matmul(gs, kb))
-            dkt[i].index_add_(0, g.keys, torch.matmul(gs.transpose(1, 2), qg).transpose(0, 1).reshape(-1, h * d))
-            dvt[i].index_add_(0, g.keys, torch.matmul(p.transpose(1, 2), gog).transpose(0, 1).reshape(-1, h * d))
+            _add_to_box(g, dk, torch.matmul(gs.transpose(1, 2), qg))
+            _add_to_box(g, dv, torch.matmul(p.transpose(1, 2), gog))
         dq = dq.float() + dq_corr * sm
-        if dk_separate:
-            dk = dk.float() + dkt.view(b, -1, h, d).transpose(1, 2)
-        if dv_separate:
-            dv = dv.float() + dvt.view(b, -1, h, d).transpose(1, 2)
-        db_w = [torch.zeros_like(lse[..., 0, :]) for _ in range(2)]   # per weight [B, Q]
-        for part_weight, db_part in zip(ctx.part_weights, db):
-            db_w[part_weight] = db_w[part_weight] + db_part
         s = scale.float()
-        d_lidar = (s * db_w[0]).to(lidar_weight.dtype) if ctx.needs_input_grad[3] else None
-        d_cam = (s * db_w[1]).to(camera_weight.dtype) if ctx.needs_input_grad[4] else None
+        d_lidar = (s * db[0]).to(lidar_weight.dtype) if ctx.needs_input_grad[3] else None
+        d_cam = (s * db[1]).to(camera_weight.dtype) if ctx.needs_input_grad[4] else None
         d_scale = None
         if ctx.needs_input_grad[5]:
-            d_scale = (lidar_weight.float() * db_w[0] + camera_weight.float() * db_w[1]).sum().to(scale.dtype)
+            d_scale = (lidar_weight.float() * db[0] + camera_weight.float() * db[1]).sum().to(scale.dtype)
         return (dq.to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), d_lidar, d_cam, d_scale,
                 None, None, None, None)
 
 
-def _keys_last(x: Tensor) -> Tensor:
-    """[B, h, K, d] -> [B, K, h*d]: one contiguous row per key (a view, no copy, for the
-    head-split projections attention modules produce)."""
-    b, h, k, d = x.shape
-    return x.transpose(1, 2).reshape(b, k, h * d).float()
+def _gather_box(g: _Group, x: Tensor) -> Tensor:
+    """The box keys of x [B, h, K, d] as [h, Kb, d] float: one copy into a key-major
+    [Kb, h, d] buffer, then a view (batched matmuls take the row stride h * d)."""
+    box = g.box(x)
+    return box.reshape(-1, *box.shape[2:]).float().transpose(0, 1)
 
 
-def _accumulator(grad: Tensor):
-    """A [B, K, h*d] float32 view of `grad` to scatter into in place (the fused kernel
-    returns key gradients in that layout), else a fresh zero buffer (True = add it later)."""
-    b, h, k, d = grad.shape
-    t = grad.transpose(1, 2)
-    if grad.dtype == torch.float32 and t.is_contiguous():
-        return t.view(b, k, h * d), False
-    return grad.new_zeros(b, k, h * d, dtype=torch.float32), True
+def _add_to_box(g: _Group, grad: Tensor, update: Tensor):
+    """grad[box keys] += update ([h, Kb, d]), in place through the box view."""
+    box = g.box(grad)
+    box += update.transpose(0, 1).view(box.shape)
 
 
 def local_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, mask: Optional[Tensor] = None,

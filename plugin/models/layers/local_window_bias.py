@@ -59,14 +59,15 @@ class LocalWindowBias:
         lidar_weight, camera_weight: float [B, Q] (differentiable).
         window_size: odd int, or (bev_window, cam_window).
         scale: float or 0-dim tensor (differentiable when learnable).
-        chunk_elements: memory budget of one gathered window block (elements), which
-            bounds the extra memory of `local_bias_attention`.
+        chunk_elements: memory budget (elements) of one block of `local_bias_attention`'s
+            window pass (and of its chunked fallback), which bounds its extra memory.
+            2^19 (2 MB blocks) keeps the benchmark's peak within 1.25x of unbiased SDPA.
     """
 
     def __init__(self, bev_shape: Optional[Sequence[int]], cam_shape: Optional[Sequence[int]],
                  bev_center: Optional[Tensor], cam_center: Optional[Tensor], lidar_weight: Tensor,
                  camera_weight: Tensor, window_size: WindowSize, scale: Union[float, Tensor] = 1.0,
-                 chunk_elements: int = 1 << 21):
+                 chunk_elements: int = 1 << 19):
         self.bev_shape = tuple(int(s) for s in bev_shape) if bev_shape is not None else None
         self.cam_shape = tuple(int(s) for s in cam_shape) if cam_shape is not None else None
         if self.bev_shape is None and self.cam_shape is None:

@@ -1,0 +1,276 @@
+"""`local_bias_attention` / `LocalWindowBias` (issue #4) against independent dense references.
+
+Two references, both plain float64 softmax attention:
+  * `LocalWindowBias.to_dense()` added to the scores;
+  * a dense bias built with explicit Python loops over queries and keys straight from the
+    spec (so `to_dense` itself is checked, not just trusted).
+Forward and the gradients wrt q, k, v, both weights and a learnable scale must agree within
+1e-5 (float32), on the fused CPU op path and on the plain-tensor fallback, for contiguous
+inputs and for the transposed head-split views attention modules produce.
+"""
+import math
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from plugin.models.layers import LocalWindowBias, local_bias_attention
+from plugin.models.layers.fused_attention_ops import cpu_flash_ops_available
+
+TOL = dict(atol=1e-5, rtol=0.0)
+BEV = (5, 6)
+CAMS = (3, 4, 5)
+HEADS, DIM = 2, 8
+
+
+# ----------------------------------------------------------------------------- references
+
+def loop_dense_bias(bev_shape, cam_shape, bev_center, cam_center, lidar_weight, camera_weight,
+                    window_size, scale):
+    """The spec, written out: for each (query, key) decide which weight (if any) applies."""
+    bev_win, cam_win = (window_size, window_size) if isinstance(window_size, int) else window_size
+    b, nq = lidar_weight.shape
+    n_bev = 0 if bev_shape is None else bev_shape[0] * bev_shape[1]
+    n_cam = 0 if cam_shape is None else cam_shape[0] * cam_shape[1] * cam_shape[2]
+    lidar_on = torch.zeros(b, nq, n_bev + n_cam, dtype=torch.float64)
+    cam_on = torch.zeros_like(lidar_on)
+    for i in range(b):
+        for j in range(nq):
+            for key in range(n_bev + n_cam):
+                if key < n_bev:
+                    row, col = divmod(key, bev_shape[1])
+                    r0, c0 = bev_center[i, j].tolist()
+                    if abs(row - r0) <= bev_win // 2 and abs(col - c0) <= bev_win // 2:
+                        lidar_on[i, j, key] = 1
+                else:
+                    view, rest = divmod(key - n_bev, cam_shape[1] * cam_shape[2])
+                    row, col = divmod(rest, cam_shape[2])
+                    v0, r0, c0 = cam_center[i, j].tolist()
+                    if view == v0 and abs(row - r0) <= cam_win // 2 and abs(col - c0) <= cam_win // 2:
+                        cam_on[i, j, key] = 1
+    return scale.double() * (lidar_on * lidar_weight.double()[..., None]
+                             + cam_on * camera_weight.double()[..., None])
+
+
+def reference_attention(q, k, v, dense_bias, mask=None):
+    """softmax(q k^T / sqrt(d) + bias + mask) v in float64; a fully masked row gives zeros."""
+    q, k, v = q.double(), k.double(), v.double()
+    s = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1]) + dense_bias.double()[:, None]
+    if mask is None:
+        return torch.softmax(s, -1) @ v
+    s = s + mask.double()
+    dead = torch.isneginf(s).all(-1, keepdim=True)
+    p = torch.softmax(s.masked_fill(dead, 0.0), -1).masked_fill(dead, 0.0)
+    return p @ v
+
+
+# ----------------------------------------------------------------------------- inputs
+
+def make_case(window_size, layout='contiguous', batch=2, nq=9, bev_shape=BEV, cam_shape=CAMS,
+              seed=0, chunk_elements=1 << 21):
+    """Random inputs whose first queries sit on grid corners and some have no camera."""
+    g = torch.Generator().manual_seed(seed)
+    n_keys = (0 if bev_shape is None else bev_shape[0] * bev_shape[1]) + \
+             (0 if cam_shape is None else cam_shape[0] * cam_shape[1] * cam_shape[2])
+
+    def heads(n):
+        if layout == 'transposed':   # [B, N, h, d] projections split into heads
+            return torch.randn(batch, n, HEADS, DIM, generator=g).transpose(1, 2)
+        return torch.randn(batch, HEADS, n, DIM, generator=g)
+
+    q, k, v = heads(nq), heads(n_keys), heads(n_keys)
+    bev_center = cam_center = None
+    if bev_shape is not None:
+        h, w = bev_shape
+        bev_center = torch.stack([torch.randint(0, h, (batch, nq), generator=g),
+                                  torch.randint(0, w, (batch, nq), generator=g)], -1)
+        bev_center[:, :4] = torch.tensor([[0, 0], [0, w - 1], [h - 1, 0], [h - 1, w - 1]])
+    if cam_shape is not None:
+        nv, h, w = cam_shape
+        cam_center = torch.stack([torch.randint(-1, nv, (batch, nq), generator=g),
+                                  torch.randint(0, h, (batch, nq), generator=g),
+                                  torch.randint(0, w, (batch, nq), generator=g)], -1)
+        cam_center[:, :5] = torch.tensor([[0, 0, 0], [nv - 1, h - 1, w - 1], [1, 0, w - 1],
+                                          [nv - 1, h - 1, 0], [-1, 1, 1]])
+        cam_center[-1, 5] = torch.tensor([-1, 0, 0])
+    lw = torch.rand(batch, nq, generator=g) * 3 - 1.5
+    cw = torch.rand(batch, nq, generator=g) * 3 - 1.5
+    scale = torch.tensor(0.8)
+    leaves = [t.requires_grad_() for t in (q, k, v, lw, cw, scale)]
+    bias = LocalWindowBias(bev_shape, cam_shape, bev_center, cam_center, lw, cw, window_size,
+                           scale=scale, chunk_elements=chunk_elements)
+    return leaves, bias
+
+
+def check_against_references(leaves, bias, window_size, mask=None, force_fallback=False):
+    q, k, v, lw, cw, scale = leaves
+    out = local_bias_attention(q, k, v, bias, mask=mask, force_fallback=force_fallback)
+    assert out.shape == q.shape and out.dtype == q.dtype
+    assert torch.isfinite(out).all()
+    go = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype)
+    grads = torch.autograd.grad(out, leaves, go)
+
+    loop_bias = loop_dense_bias(bias.bev_shape, bias.cam_shape, bias.bev_center, bias.cam_center,
+                                lw, cw, window_size, scale)
+    torch.testing.assert_close(bias.to_dense().double(), loop_bias.detach(), **TOL)
+    for dense in (bias.to_dense(), loop_bias):
+        ref = reference_attention(q, k, v, dense, mask)
+        ref_grads = torch.autograd.grad(ref, leaves, go.double())
+        torch.testing.assert_close(out.double(), ref, **TOL)
+        for name, got, want in zip('q k v lidar_weight camera_weight scale'.split(), grads, ref_grads):
+            assert torch.isfinite(got).all(), name
+            torch.testing.assert_close(got.double(), want.double(), **TOL, msg=lambda m: f'grad {name}: {m}')
+    return out, grads
+
+
+PATHS = [pytest.param(False, id='fused'), pytest.param(True, id='fallback')]
+LAYOUTS = ['contiguous', 'transposed']
+
+
+# ----------------------------------------------------------------------------- exactness
+
+@pytest.mark.parametrize('force_fallback', PATHS)
+@pytest.mark.parametrize('layout', LAYOUTS)
+@pytest.mark.parametrize('window_size', [1, 3, 5, 15, (3, 5), (5, 1)],
+                         ids=['w1', 'w3', 'w5', 'w15_larger_than_grid', 'pair3_5', 'pair5_1'])
+def test_matches_dense_references(window_size, layout, force_fallback):
+    """Border windows (corner centres), view -1 queries, window 1, windows larger than the
+    grid and (bev, cam) pairs, on both paths and both input layouts."""
+    leaves, bias = make_case(window_size, layout)
+    check_against_references(leaves, bias, window_size, force_fallback=force_fallback)
+
+
+@pytest.mark.parametrize('force_fallback', PATHS)
+@pytest.mark.parametrize('shapes', [(BEV, None), (None, CAMS)], ids=['bev_only', 'cam_only'])
+def test_single_modality(shapes, force_fallback):
+    leaves, bias = make_case(3, 'transposed', bev_shape=shapes[0], cam_shape=shapes[1])
+    check_against_references(leaves, bias, 3, force_fallback=force_fallback)
+
+
+@pytest.mark.parametrize('force_fallback', PATHS)
+@pytest.mark.parametrize('layout', LAYOUTS)
+@pytest.mark.parametrize('mask_kind', ['key_padding', 'per_head_query', 'dead_row'])
+def test_additive_masks(mask_kind, layout, force_fallback):
+    """-inf key padding on camera keys (inside some windows too), a finite per-head,
+    per-query additive mask, and a query whose keys are all masked (zeros, no NaN)."""
+    window_size = 3
+    leaves, bias = make_case(window_size, layout)
+    b, h, nq, _ = leaves[0].shape
+    n_keys, n_bev = bias.num_keys, bias.num_bev_keys
+    g = torch.Generator().manual_seed(2)
+    if mask_kind == 'per_head_query':
+        mask = torch.randn(b, h, nq, n_keys, generator=g)
+    else:
+        # pad the last two columns of every camera map, plus a random 20 % of camera keys
+        mask = torch.zeros(b, 1, 1, n_keys)
+        cam = mask[..., n_bev:].view(b, 1, 1, *CAMS)
+        cam[..., -2:] = float('-inf')
+        mask[..., n_bev:][torch.rand(b, 1, 1, n_keys - n_bev, generator=g) < 0.2] = float('-inf')
+        if mask_kind == 'dead_row':
+            mask = mask.expand(b, 1, nq, n_keys).clone()
+            mask[0, :, 2] = float('-inf')
+            mask[1, :, 5] = float('-inf')
+        # the padded keys really fall inside windows (query 1 sits in the padded corner)
+        idx, valid, _ = bias.window_keys()
+        assert torch.isneginf(mask.expand(b, 1, nq, n_keys)[:, 0].gather(-1, idx)[valid]).any()
+    out, grads = check_against_references(leaves, bias, window_size, mask=mask,
+                                          force_fallback=force_fallback)
+    if mask_kind == 'dead_row':
+        assert (out[0, :, 2] == 0).all() and (out[1, :, 5] == 0).all()
+        assert (grads[0][0, :, 2] == 0).all() and (grads[3][0, 2] == 0) and (grads[4][1, 5] == 0)
+
+
+@pytest.mark.parametrize('force_fallback', PATHS)
+@pytest.mark.parametrize('chunk_elements', [1, 3000])
+def test_small_chunk_budgets(chunk_elements, force_fallback):
+    """Budgets that split the query groups (down to single queries at 1) stay exact."""
+    leaves, bias = make_case(5, 'transposed', nq=40, chunk_elements=chunk_elements)
+    check_against_references(leaves, bias, 5, force_fallback=force_fallback)
+
+
+def test_bias_changes_the_result():
+    leaves, bias = make_case(5)
+    q, k, v = leaves[:3]
+    plain = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    assert not torch.allclose(local_bias_attention(q, k, v, bias), plain, atol=1e-3)
+    bias.lidar_weight = torch.zeros_like(bias.lidar_weight)
+    bias.camera_weight = torch.zeros_like(bias.camera_weight)
+    torch.testing.assert_close(local_bias_attention(q, k, v, bias), plain, **TOL)
+
+
+# ----------------------------------------------------------------------------- interface
+
+def test_cpu_flash_ops_available():
+    assert cpu_flash_ops_available(), (
+        f'torch {torch.__version__}: aten._scaled_dot_product_flash_attention_for_cpu (or its '
+        'backward) is missing or its schema changed; local_bias_attention now runs the slow '
+        'chunked fallback. Update plugin/models/layers/fused_attention_ops.py '
+        '(EXPECTED_*_SCHEMA and the calls) for this torch.')
+
+
+@pytest.mark.parametrize('window_size, key', [
+    (2, 'window_size'), (0, 'window_size'), (-3, 'window_size'), (3.0, 'window_size'),
+    ('3', 'window_size'), (True, 'window_size'), (None, 'window_size'),
+    ((3, 4), 'window_size[1]'), ((0, 3), 'window_size[0]'), ((3, False), 'window_size[1]'),
+    ((3, 3, 3), 'window_size'), ((3,), 'window_size')])
+def test_invalid_window_sizes(window_size, key):
+    with pytest.raises(ValueError, match=key.replace('[', r'\[').replace(']', r'\]')):
+        make_case(window_size)
+
+
+def test_shape_mismatches_raise():
+    leaves, bias = make_case(3)
+    q, k, v = leaves[:3]
+    with pytest.raises(ValueError, match='keys'):
+        local_bias_attention(q, k[:, :, 1:], v[:, :, 1:], bias)
+    with pytest.raises(ValueError, match='queries'):
+        local_bias_attention(q[:, :, 1:], k, v, bias)
+
+
+# ----------------------------------------------------------------------------- memory
+
+class _LargestNewTensor(TorchDispatchMode):
+    """Records the largest storage (in elements) that any op creates, i.e. any output
+    whose storage is not one of its inputs' (views and in-place results are skipped)."""
+
+    def __init__(self):
+        super().__init__()
+        self.largest, self.op = 0, None
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        out = func(*args, **(kwargs or {}))
+        inputs = {t.untyped_storage().data_ptr() for t in torch.utils._pytree.tree_leaves((args, kwargs))
+                  if isinstance(t, torch.Tensor)}
+        for t in torch.utils._pytree.tree_leaves(out):
+            if isinstance(t, torch.Tensor) and t.untyped_storage().data_ptr() not in inputs:
+                n = t.untyped_storage().nbytes() // t.element_size()
+                if n > self.largest:
+                    self.largest, self.op = n, func
+        return out
+
+
+@pytest.mark.parametrize('force_fallback', PATHS)
+def test_no_query_by_key_tensor(force_fallback):
+    """Forward + backward never create a tensor anywhere near Q x K (the dense bias alone
+    is Q x K per sample). Sizes: Q = 128, K = 20,000, so Q*K/4 = 640,000 elements while
+    q, k, v and their gradients hold at most heads * K * d = 320,000."""
+    nq, bev, cams = 128, (100, 100), (2, 50, 100)
+    leaves, bias = make_case(5, 'transposed', batch=1, nq=nq, bev_shape=bev, cam_shape=cams,
+                             chunk_elements=1 << 16)
+    q, k, v = leaves[:3]
+    n_keys = k.shape[2]
+    bound = nq * n_keys // 4
+    assert HEADS * n_keys * DIM < bound
+    meter = _LargestNewTensor()
+    with meter:
+        out = local_bias_attention(q, k, v, bias, force_fallback=force_fallback)
+        torch.autograd.grad(out.sum(), leaves)
+    assert meter.largest < bound, f'{meter.op} created {meter.largest} elements (bound {bound})'
+
+    # the meter does see a dense method: building the dense bias alone exceeds the bound
+    dense_meter = _LargestNewTensor()
+    with dense_meter:
+        dense = bias.to_dense()
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=dense[:, None])
+        torch.autograd.grad(out.sum(), leaves)
+    assert dense_meter.largest >= nq * n_keys > bound
