@@ -132,10 +132,11 @@ def _dense_lam_reference(aqr, ref, query, query_pos, memory, memory_pos, pad, be
     return torch.tanh(aqr.weight_head(x)), allowed
 
 
-@pytest.mark.parametrize('with_cp', [False, True])
-def test_lam_attention_equals_dense_masked_reference(with_cp):
+@pytest.mark.parametrize('cp_threshold_mb', [None, 0.0])
+def test_lam_attention_equals_dense_masked_reference(cp_threshold_mb):
     torch.manual_seed(0)
-    aqr = AQRWeightGenerator(16, PC_RANGE, window_sizes=(3, 3), num_heads=4, chunk_queries=4, with_cp=with_cp)
+    aqr = AQRWeightGenerator(16, PC_RANGE, window_sizes=(3, 3), num_heads=4, chunk_queries=4,
+                             cp_threshold_mb=cp_threshold_mb)
     aqr.init_weights()
     torch.nn.init.normal_(aqr.weight_head.weight)   # non-zero so the weights depend on the attention
     inputs = _aqr_inputs()

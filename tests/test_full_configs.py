@@ -10,9 +10,10 @@ from conftest import REPO
 
 FULL = ['configs/cmt/cmt_voxel0100_r50-800x320_8xb2-cyclic-20e_nus-3d.py',
         'configs/cmt/cmt_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py']
+AQR = 'configs/aqr/cmt-aqr_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
 
 
-@pytest.mark.parametrize('config', FULL)
+@pytest.mark.parametrize('config', FULL + [AQR])
 def test_full_config_forward(config, synthetic_root):
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate

@@ -13,7 +13,7 @@ Per query:
 2. one PETR-style decoder layer without self-attention (cross-attention, norm, FFN, norm)
    attends only to the keys of its local attention mask (LAM): a `window_sizes[0]` square
    on the BEV grid and a `window_sizes[1]` square in its view. The window keys are
-   gathered per query (chunked, recomputed in the backward), never through a dense
+   gathered per query (in chunks, recomputed in the backward when large), never through a dense
    [queries, keys] mask;
 3. Linear(embed_dims, 2) + tanh gives (lidar_weight, camera_weight). The linear layer
    starts at zero, so a fresh model starts with no bias, i.e. as plain CMT.
@@ -49,9 +49,12 @@ def window_attention(q: Tensor, k: Tensor, v: Tensor, idx: Tensor, valid: Tensor
     A query without a valid slot returns zeros.
     """
     b, qc, h, d = q.shape
-    n = idx.shape[-1]
-    batch = torch.arange(b, device=idx.device).view(b, 1, 1)
-    kg, vg = k[batch, idx], v[batch, idx]                                # [B, Qc, n, h, d]
+    n, num_k = idx.shape[-1], k.shape[1]
+    # one index_select over the flattened batch: about 2x faster on CPU than advanced
+    # indexing, and its backward is an index_add_
+    flat = (idx + torch.arange(b, device=idx.device).view(b, 1, 1) * num_k).reshape(-1)
+    kg = k.reshape(b * num_k, h * d).index_select(0, flat).view(b, qc, n, h, d)
+    vg = v.reshape(b * num_k, h * d).index_select(0, flat).view(b, qc, n, h, d)
     s = torch.einsum('bqhd,bqnhd->bqhn', q, kg) / math.sqrt(d)
     s = s.masked_fill(~valid[:, :, None], float('-inf'))
     dead = ~valid.any(-1)                                                # [B, Qc]
@@ -71,21 +74,23 @@ class AQRWeightGenerator(BaseModule):
         num_heads: heads of the LAM cross-attention (4 in the design).
         feedforward_channels: FFN hidden width (default 2 * embed_dims).
         dropout: dropout of the attention output and FFN.
-        chunk_queries: queries per gathered block (bounds the window buffers).
-        with_cp: recompute each block in the backward instead of storing its windows.
+        chunk_queries: queries per gathered block.
+        cp_threshold_mb: when the gathered windows of all queries (keys and values) would
+            exceed this, each block is recomputed in the backward instead of stored
+            (activation checkpointing); below it storing them is cheaper. None = never.
     """
 
     def __init__(self, embed_dims: int, pc_range: Sequence[float],
                  window_sizes: Tuple[int, int] = (5, 15), num_heads: int = 4,
                  feedforward_channels: Optional[int] = None, dropout: float = 0.0,
-                 chunk_queries: int = 256, with_cp: bool = False, init_cfg=None):
+                 chunk_queries: int = 256, cp_threshold_mb: Optional[float] = 256.0, init_cfg=None):
         super().__init__(init_cfg)
         self.window_sizes = split_window_size(tuple(window_sizes), 'aqr_cfg.window_sizes')
         if embed_dims % num_heads:
             raise ValueError(f'aqr_cfg.num_heads={num_heads} does not divide embed_dims={embed_dims}')
         self.embed_dims, self.num_heads = embed_dims, num_heads
         self.pc_range = list(pc_range)
-        self.chunk_queries, self.with_cp = chunk_queries, with_cp
+        self.chunk_queries, self.cp_threshold_mb = chunk_queries, cp_threshold_mb
         self.q_proj = nn.Linear(embed_dims, embed_dims)
         self.k_proj = nn.Linear(embed_dims, embed_dims)
         self.v_proj = nn.Linear(embed_dims, embed_dims)
@@ -113,11 +118,14 @@ class AQRWeightGenerator(BaseModule):
         return bev_center, cam_center
 
     def _attend(self, q: Tensor, k: Tensor, v: Tensor, idx: Tensor, valid: Tensor) -> Tensor:
+        gathered_mb = 2 * idx.numel() * q.shape[2] * q.shape[3] * q.element_size() / 2**20
+        recompute = (self.cp_threshold_mb is not None and gathered_mb > self.cp_threshold_mb
+                     and torch.is_grad_enabled() and q.requires_grad)
         outs = []
         for start in range(0, q.shape[1], self.chunk_queries):
             rows = slice(start, start + self.chunk_queries)
             args = (q[:, rows], k, v, idx[:, rows], valid[:, rows])
-            if self.with_cp and torch.is_grad_enabled() and q.requires_grad:
+            if recompute:
                 outs.append(checkpoint(window_attention, *args, use_reentrant=False))
             else:
                 outs.append(window_attention(*args))
