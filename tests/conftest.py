@@ -60,6 +60,8 @@ def load_tool(relpath):
     """Imports a script under tools/ (not a package) as a module."""
     import importlib.util
     path = osp.join(REPO, relpath)
+    if osp.dirname(path) not in sys.path:   # as when run as a script: its siblings import
+        sys.path.insert(0, osp.dirname(path))
     spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

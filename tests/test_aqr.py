@@ -132,11 +132,11 @@ def _dense_lam_reference(aqr, ref, query, query_pos, memory, memory_pos, pad, be
     return torch.tanh(aqr.weight_head(x)), allowed
 
 
-@pytest.mark.parametrize('cp_threshold_mb', [None, 0.0])
-def test_lam_attention_equals_dense_masked_reference(cp_threshold_mb):
+@pytest.mark.parametrize('chunk_elements', [1, 1 << 19])
+def test_lam_attention_equals_dense_masked_reference(chunk_elements):
+    """Small budgets split the query groups down to single queries."""
     torch.manual_seed(0)
-    aqr = AQRWeightGenerator(16, PC_RANGE, window_sizes=(3, 3), num_heads=4, chunk_queries=4,
-                             cp_threshold_mb=cp_threshold_mb)
+    aqr = AQRWeightGenerator(16, PC_RANGE, window_sizes=(3, 3), num_heads=4, chunk_elements=chunk_elements)
     aqr.init_weights()
     torch.nn.init.normal_(aqr.weight_head.weight)   # non-zero so the weights depend on the attention
     inputs = _aqr_inputs()

@@ -118,13 +118,20 @@ def test_transformer_passes_the_bias_to_every_cross_attention():
     query, qpos = torch.randn(1, 6, 32), torch.randn(1, 6, 32)
     bev_pos, img_pos = torch.randn(1, 20, 32), torch.randn(1, 18, 32)
     bias = torch.randn(1, 6, 38)
-    out = tf(bev, img, query, qpos, bev_pos, img_pos, attn_bias=bias)
+    memory = tf.memory(bev, img, bev_pos, img_pos)
+    out = tf(query, qpos, memory, attn_bias=bias)
     assert out.shape == (2, 1, 6, 32) and len(seen) == 2 and all(b is bias for b in seen)
-    assert not torch.allclose(out, tf(bev, img, query, qpos, bev_pos, img_pos))
+    assert not torch.allclose(out, tf(query, qpos, memory))
     # key order: BEV row-major first, then views (view-major, row-major)
     mem = CmtTransformer.flatten_memory(bev, img)
     torch.testing.assert_close(mem[0, 1 * 5 + 2], bev[0, :, 1, 2])
     torch.testing.assert_close(mem[0, 20 + 1 * 9 + 2 * 3 + 1], img[0, 1, :, 2, 1])
+    torch.testing.assert_close(memory.feat, mem)
+    # image padding lands on the image keys, after the 20 BEV keys
+    pad = torch.zeros(1, 18, dtype=torch.bool)
+    pad[0, 5] = True
+    kpm = tf.memory(bev, img, bev_pos, img_pos, pad).key_padding_mask
+    assert kpm.shape == (1, 38) and kpm[0, 25] and kpm.sum() == 1
 
 
 def test_checkpointed_layers_match():
@@ -134,9 +141,10 @@ def test_checkpointed_layers_match():
     cp = _transformer(with_cp=True)
     cp.load_state_dict(plain.state_dict())
     plain.train(), cp.train()
-    args = [torch.randn(1, 32, 4, 5), torch.randn(1, 2, 32, 3, 3), torch.randn(1, 6, 32, requires_grad=True),
-            torch.randn(1, 6, 32), torch.randn(1, 20, 32), torch.randn(1, 18, 32)]
+    memory = plain.memory(torch.randn(1, 32, 4, 5), torch.randn(1, 2, 32, 3, 3), torch.randn(1, 20, 32),
+                          torch.randn(1, 18, 32))
+    args = [torch.randn(1, 6, 32, requires_grad=True), torch.randn(1, 6, 32), memory]
     torch.testing.assert_close(cp(*args), plain(*args))
-    g1, = torch.autograd.grad(plain(*args).sum(), args[2])
-    g2, = torch.autograd.grad(cp(*args).sum(), args[2])
+    g1, = torch.autograd.grad(plain(*args).sum(), args[0])
+    g2, = torch.autograd.grad(cp(*args).sum(), args[0])
     torch.testing.assert_close(g1, g2)

@@ -63,7 +63,7 @@ def test_bev_query_content_reads_the_bev_map_at_the_reference_points():
     # raising the BEV features in the cell under query 0's reference point changes its content
     ref = head.reference_points.weight[:, :2]
     grab = {}
-    head.transformer.register_forward_pre_hook(lambda m, a: grab.setdefault('q', []).append(a[2].clone()))
+    head.transformer.register_forward_pre_hook(lambda m, a: grab.setdefault('q', []).append(a[0].clone()))
     head(bev, None, [{}])
     cell = (ref[0] * 6).floor().long()
     bev2 = bev.clone()
@@ -74,7 +74,7 @@ def test_bev_query_content_reads_the_bev_map_at_the_reference_points():
     assert q1.abs().sum() > 0
     zeros = _head('zeros').eval()
     grab.clear()
-    zeros.transformer.register_forward_pre_hook(lambda m, a: grab.setdefault('q', []).append(a[2].clone()))
+    zeros.transformer.register_forward_pre_hook(lambda m, a: grab.setdefault('q', []).append(a[0].clone()))
     zeros(bev, None, [{}])
     assert grab['q'][0].abs().sum() == 0                  # CMT's own: no content
 

@@ -9,7 +9,6 @@ projected through the pipeline's lidar2img (front face in white), beside a bird'
 view of the LiDAR points (keyframe + sweeps) and the boxes with their headings. The data
 goes through the config's own loading transforms, so the picture shows what a model gets.
 """
-import argparse
 import copy
 import os
 import os.path as osp
@@ -19,7 +18,8 @@ import cv2
 import numpy as np
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmengine.config import Config, DictAction  # noqa: E402
+from config_cli import config_parser, load_config  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 
 CAMERA_LAYOUT = (('CAM_FRONT_LEFT', 'CAM_FRONT', 'CAM_FRONT_RIGHT'),
                  ('CAM_BACK_LEFT', 'CAM_BACK', 'CAM_BACK_RIGHT'))
@@ -133,17 +133,13 @@ def build_browse_dataset(cfg: Config, split: str):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config')
+    p = config_parser(__doc__)
     p.add_argument('--split', choices=['train', 'val'], default='val')
     p.add_argument('--indices', type=int, nargs='+', default=[0])
     p.add_argument('--out', default='work_dirs/browse')
     p.add_argument('--cam-width', type=int, default=480, help='width of each camera tile (px)')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = p.parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args)
     dataset = build_browse_dataset(cfg, args.split)
     cam_names = cfg.get('camera_names', [n for row in CAMERA_LAYOUT for n in row])
     os.makedirs(args.out, exist_ok=True)

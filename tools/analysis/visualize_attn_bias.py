@@ -11,7 +11,6 @@ forward hooks on `pts_bbox_head.aqr` and `pts_bbox_head.attn_bias_generator`, so
 picture shows exactly what the decoder used. Without a checkpoint the AQR is at its
 initialisation (all weights 0).
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -20,7 +19,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmengine.config import Config, DictAction  # noqa: E402
+from config_cli import config_parser, load_config  # noqa: E402
 
 
 def run_model(cfg, checkpoint, index):
@@ -116,17 +115,13 @@ def draw(weights, bias, ref, sample, metas, pc_range, queries, out_path):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config')
+    p = config_parser(__doc__)
     p.add_argument('checkpoint', nargs='?', default=None)
     p.add_argument('--index', type=int, default=0, help='test-set sample')
     p.add_argument('--queries', type=int, nargs='*', default=None, help='object queries to draw windows for')
     p.add_argument('--out', default='work_dirs/attn_bias_vis/aqr.png')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = p.parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args)
     weights, bias, ref, sample, metas = run_model(cfg, args.checkpoint, args.index)
     draw(weights, bias, ref, sample, metas, cfg.model.pts_bbox_head.pc_range, args.queries, args.out)
     print(f'wrote {args.out}')

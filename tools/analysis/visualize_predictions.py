@@ -4,7 +4,6 @@ in the six cameras and the bird's-eye view, for val samples.
     python tools/analysis/visualize_predictions.py CONFIG CHECKPOINT --indices 0 5 \
         --score-thr 0.3 --out work_dirs/pred_vis
 """
-import argparse
 import os
 import os.path as osp
 import sys
@@ -13,23 +12,19 @@ import cv2
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from mmengine.config import Config, DictAction  # noqa: E402
+from config_cli import config_parser, load_config  # noqa: E402
 
 from browse_dataset import CAMERA_LAYOUT, build_browse_dataset, render_sample  # noqa: E402
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument('config')
+    p = config_parser(__doc__)
     p.add_argument('checkpoint')
     p.add_argument('--indices', type=int, nargs='+', default=[0])
     p.add_argument('--score-thr', type=float, default=0.3)
     p.add_argument('--out', default='work_dirs/pred_vis')
-    p.add_argument('--cfg-options', nargs='+', action=DictAction)
     args = p.parse_args()
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
+    cfg = load_config(args)
     from mmdet3d.apis import init_model
     from mmdet3d.registry import DATASETS
     from mmengine.dataset import pseudo_collate

@@ -214,20 +214,15 @@ class CmtHead(BaseModule):
             query = self.content_proj(sample_bev(bev, ref[..., :2]))
         else:
             query = torch.zeros_like(query_pos)
+        memory = self.transformer.memory(bev, img, bev_pos, img_pos, pad_mask)
         attn_bias = None
         if self.aqr is not None:
             bev_shape = None if bev is None else tuple(bev.shape[-2:])
             cam_shape = None if img is None else (img.shape[1], *img.shape[-2:])
-            memory = self.transformer.flatten_memory(bev, img)
-            memory_pos = torch.cat([p for p in (bev_pos, img_pos) if p is not None], 1)
-            key_pad = None
-            if pad_mask is not None:
-                key_pad = torch.cat([pad_mask.new_zeros(b, memory.shape[1] - pad_mask.shape[1]), pad_mask], 1)
-            weights = self.aqr(ref, query, query_pos, memory, memory_pos, key_pad, bev_shape, cam_shape,
-                               lidar2img, img_metas)
+            weights = self.aqr(ref, query, query_pos, memory.feat, memory.pos, memory.key_padding_mask,
+                               bev_shape, cam_shape, lidar2img, img_metas)
             attn_bias = self.attn_bias_generator(weights, bev_shape, cam_shape)
-        feats = self.transformer(bev, img, query, query_pos, bev_pos, img_pos,
-                                 self_attn_mask=attn_mask, img_padding_mask=pad_mask, attn_bias=attn_bias)
+        feats = self.transformer(query, query_pos, memory, self_attn_mask=attn_mask, attn_bias=attn_bias)
         ref_logit = inverse_sigmoid(ref.clamp(0, 1))
         outs = []
         for head in self.task_heads:

@@ -6,18 +6,19 @@ window around its pixel in the one view that sees it, and 0 elsewhere. Stored th
 costs O(B * Q) numbers; the dense [B, Q, K] tensor (387 MB at batch 2, 900 queries and
 56,400 keys) is only built by `to_dense()`, for debugging and tests.
 
-Key order (shared with `CmtTransformer.flatten_memory`): the H*W BEV keys first,
+Key order (shared with `CmtTransformer.memory`): the H*W BEV keys first,
 row-major, then the V*h*w camera keys, view-major then row-major. Windows clip at the
 borders and never wrap across rows or views; a query with view -1 (seen by no camera) has
 no camera window. `local_bias_attention(q, k, v, bias)` computes the biased attention
 exactly without the dense tensor (`local_bias_attention.py`).
 """
-from typing import Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
 from .local_bias_attention import local_bias_attention
+from .window_groups import WindowPart, window_parts
 
 WindowSize = Union[int, Sequence[int]]
 
@@ -97,6 +98,11 @@ class LocalWindowBias:
     def num_keys(self) -> int:
         cam = 0 if self.cam_shape is None else self.cam_shape[0] * self.cam_shape[1] * self.cam_shape[2]
         return self.num_bev_keys + cam
+
+    def parts(self) -> List[WindowPart]:
+        """The windows as `window_groups` parts (what `local_bias_attention` works on)."""
+        return window_parts(self.bev_shape, self.cam_shape, self.bev_center, self.cam_center,
+                            self.bev_window, self.cam_window)
 
     def window_keys(self) -> Tuple[Tensor, Tensor, int]:
         """Key index [B, Q, n] of every window slot, its validity [B, Q, n] and how many of

@@ -9,7 +9,7 @@ post-norm) that returns every layer's output. Each of the three accepts `attn_bi
 hands it to the cross-attention; see `biased_attention.py` for the bias contract.
 """
 import copy
-from typing import List, Optional
+from typing import List, NamedTuple, Optional
 
 import torch
 from mmcv.cnn import build_norm_layer
@@ -19,6 +19,13 @@ from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
 from mmdet3d.registry import MODELS
+
+
+class Memory(NamedTuple):
+    """The decoder's keys, in the key order of `CmtTransformer.flatten_memory`."""
+    feat: Tensor                          # [B, K, C]
+    pos: Tensor                           # [B, K, C] position embedding
+    key_padding_mask: Optional[Tensor]    # [B, K] bool (True = padding) or None
 
 
 @MODELS.register_module()
@@ -83,10 +90,12 @@ class PETRTransformerDecoder(BaseModule):
 class CmtTransformer(BaseModule):
     """Joins BEV and image memories and decodes the queries against them.
 
-    forward(bev [B, C, H, W] or None, img [B, V, C, h, w] or None, query [B, Q, C],
-            query_pos [B, Q, C], bev_pos [B, H*W, C], img_pos [B, V*h*w, C],
-            self_attn_mask [Q, Q] bool, img_padding_mask [B, V*h*w] bool, attn_bias)
-    -> [num_layers, B, Q, C]
+    memory(bev [B, C, H, W] or None, img [B, V, C, h, w] or None, bev_pos [B, H*W, C],
+           img_pos [B, V*h*w, C], img_padding_mask [B, V*h*w] bool) -> Memory
+    forward(query [B, Q, C], query_pos [B, Q, C], memory, self_attn_mask [Q, Q] bool,
+            attn_bias) -> [num_layers, B, Q, C]
+
+    The head builds the memory once and hands it to the AQR (issue #4) and the decoder.
     """
 
     def __init__(self, decoder: dict, init_cfg=None):
@@ -111,15 +120,21 @@ class CmtTransformer(BaseModule):
             parts.append(img.permute(0, 1, 3, 4, 2).reshape(b, v * h * w, c))
         return torch.cat(parts, 1)
 
-    def forward(self, bev, img, query, query_pos, bev_pos=None, img_pos=None, self_attn_mask=None,
-                img_padding_mask=None, attn_bias=None) -> Tensor:
+    def memory(self, bev: Optional[Tensor], img: Optional[Tensor], bev_pos: Optional[Tensor] = None,
+               img_pos: Optional[Tensor] = None, img_padding_mask: Optional[Tensor] = None) -> Memory:
+        """The decoder's keys: flattened features, their position embeddings and the key
+        padding mask (None without image padding), in the key order above."""
         memory = self.flatten_memory(bev, img)
         pos = torch.cat([p for p in (bev_pos, img_pos) if p is not None], 1)
         key_padding_mask = None
         if img_padding_mask is not None:
-            n_bev = 0 if bev is None else bev.shape[2] * bev.shape[3]
+            n_bev = memory.shape[1] - img_padding_mask.shape[1]
             key_padding_mask = torch.cat([img_padding_mask.new_zeros(img_padding_mask.shape[0], n_bev),
                                           img_padding_mask], 1)
-        return self.decoder(query, memory, memory, query_pos=query_pos, key_pos=pos,
-                            self_attn_mask=self_attn_mask, key_padding_mask=key_padding_mask,
+        return Memory(memory, pos, key_padding_mask)
+
+    def forward(self, query: Tensor, query_pos: Tensor, memory: Memory, self_attn_mask=None,
+                attn_bias=None) -> Tensor:
+        return self.decoder(query, memory.feat, memory.feat, query_pos=query_pos, key_pos=memory.pos,
+                            self_attn_mask=self_attn_mask, key_padding_mask=memory.key_padding_mask,
                             attn_bias=attn_bias)

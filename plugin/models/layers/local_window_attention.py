@@ -1,0 +1,113 @@
+"""Attention restricted to each query's local windows: the AQR's LAM layer (issue #4).
+
+MoME's Adaptive Query Router attends through a local attention mask (LAM): a query sees
+only the keys in a square window around its BEV cell and in a square window around its
+pixel in the view that sees it (DESIGN.md "AQR"). With the dense boolean [B, Q, K] mask
+that costs O(Q * K) memory and time; gathering every query's window keys costs
+O(Q * window keys * C) memory (about 400 MB at batch 2 on the synthetic config) and as
+much again in the backward.
+
+Here the two windows are scored with the grouped-box scheme of `window_groups.py` and
+merged by log-sum-exp, exactly:
+
+    per modality p:  L_p = logsumexp_{k in window_p} s_k,   o_p = softmax over window_p of s, times v
+    L = logaddexp(L_bev, L_cam),   out = sum_p exp(L_p - L) o_p
+
+(each query is in exactly one group per modality, so o_p and L_p are written, not summed).
+The backward recomputes each group's scores and applies the usual softmax backward with
+P = exp(s - L), D = rowsum(dO * O). A query with no visible window key gets zeros.
+Extra memory: O(Q * h * d) per modality plus per-group buffers within `chunk_elements`.
+"""
+import math
+from typing import List, Optional
+
+import torch
+from torch import Tensor
+
+from .window_groups import WindowGroup, WindowPart, add_to_box, gather_box, group_mask, group_queries
+
+
+def _group_scores(qs: Tensor, k: Tensor, mask: Optional[Tensor], g: WindowGroup) -> Tensor:
+    """[h, Qg, Kb] scores of a group's queries on its box, -inf outside their windows."""
+    s = torch.matmul(qs[g.sample].index_select(1, g.queries), gather_box(g, k).transpose(1, 2))
+    m = group_mask(mask, g)
+    if m is not None:
+        s += m
+    return s.masked_fill_(g.inside() == 0, float('-inf'))
+
+
+def _finite(x: Tensor) -> Tensor:
+    """-inf (no visible key) -> 0, so that exp(s - x) gives 0 rather than NaN."""
+    return x.masked_fill(torch.isneginf(x), 0.0)
+
+
+class _LocalWindowAttention(torch.autograd.Function):
+
+    @staticmethod
+    def forward(ctx, q, k, v, parts, mask, chunk_elements):
+        b, h, nq, d = q.shape
+        qs = (q.float() * (1.0 / math.sqrt(d))).contiguous()
+        groups = group_queries(parts, h, d, chunk_elements)
+        # per modality (BEV, camera): the normalised window output and its log-sum-exp
+        outs = qs.new_zeros(2, b, h, nq, d)
+        lses = qs.new_full((2, b, h, nq), float('-inf'))
+        for g in groups:
+            i, qi, p = g.sample, g.queries, g.part.index
+            s = _group_scores(qs, k, mask, g)
+            lse = torch.logsumexp(s, -1)                                   # [h, Qg]
+            probs = (s - _finite(lse)[..., None]).exp_()
+            lses[p, i].index_copy_(1, qi, lse)
+            outs[p, i].index_copy_(1, qi, torch.matmul(probs, gather_box(g, v)))
+        lse = torch.logaddexp(lses[0], lses[1])
+        out = (torch.exp(lses - _finite(lse))[..., None] * outs).sum(0)
+        ctx.save_for_backward(q, k, v, out, lse, mask)
+        ctx.groups = groups
+        return out.to(q.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        q, k, v, out, lse, mask = ctx.saved_tensors
+        b, h, nq, d = q.shape
+        sm = 1.0 / math.sqrt(d)
+        qs, go = (q.float() * sm).contiguous(), grad_out.float().contiguous()
+        lse = _finite(lse)
+        row_term = (go * out).sum(-1)                                      # D = rowsum(dO * O)
+        dq = torch.zeros_like(qs)
+        # key-major buffers, so that a group's box is a strided view with contiguous rows
+        dk = qs.new_zeros(b, k.shape[2], h, d).transpose(1, 2)
+        dv = qs.new_zeros(b, v.shape[2], h, d).transpose(1, 2)
+        for g in ctx.groups:
+            i, qi = g.sample, g.queries
+            s = _group_scores(qs, k, mask, g)
+            probs = (s - lse[i].index_select(1, qi)[..., None]).exp_()   # true P on the box
+            qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)
+            vb = gather_box(g, v)
+            ds = torch.matmul(gog, vb.transpose(1, 2))
+            ds -= row_term[i].index_select(1, qi)[..., None]
+            ds *= probs
+            dq[i].index_add_(1, qi, torch.matmul(ds, gather_box(g, k)))
+            add_to_box(g, dk, torch.matmul(ds.transpose(1, 2), qg))
+            add_to_box(g, dv, torch.matmul(probs.transpose(1, 2), gog))
+        return (dq * sm).to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
+
+
+def local_window_attention(q: Tensor, k: Tensor, v: Tensor, parts: List[WindowPart],
+                           mask: Optional[Tensor] = None, chunk_elements: int = 1 << 19) -> Tensor:
+    """softmax over each query's window keys only, exactly, never O(Q * K).
+
+    Args:
+        q: [B, heads, Q, d]; k, v: [B, heads, K, d] (any strides; key-major head-split
+            views are the fast case).
+        parts: the windows, from `window_groups.window_parts`.
+        mask: optional additive float mask broadcastable to [B, heads, Q, K] (-inf = hidden
+            key, e.g. image padding).
+        chunk_elements: memory budget (elements) of one group's scores / gathered keys.
+    Returns:
+        [B, heads, Q, d]; zeros for a query without a visible window key.
+    """
+    num_keys = sum(p.rows * p.cols for p in parts)
+    if k.shape[2] != num_keys or v.shape[2] != num_keys:
+        raise ValueError(f'{k.shape[2]} keys, but the windows describe grids of {num_keys} keys')
+    if mask is not None:
+        mask = mask.detach()
+    return _LocalWindowAttention.apply(q, k, v, parts, mask, chunk_elements)

@@ -1,0 +1,167 @@
+"""Window geometry shared by AQR's two local attentions (issue #4, DESIGN.md "AQR").
+
+Both `local_bias_attention` (the bias in every decoder cross-attention) and
+`local_window_attention` (the AQR's LAM-restricted layer) work on the same picture: every
+query owns one square window on the BEV key grid and one on the camera key grid (the V
+camera maps stacked view over view into a (V*h) x w grid, windows never crossing a view).
+
+Computing a window term per query (gather its window keys, reduce elementwise) is slow on
+CPU and its index tensors are large. Instead queries are grouped by the grid tile their
+window centre falls in; a group reads the bounding box of its members' windows once as a
+strided view of the key tensor (no index tensors), scores it with one batched matmul and
+zeroes (or masks) the entries outside each member's own window. Nearby queries share most
+of their window keys, so the box is little larger than the union of the windows, and a
+matmul over a box beats a broadcast multiply + sum over the same numbers.
+
+Key order (shared with `CmtTransformer.memory`): the H*W BEV keys first, row-major, then
+the V*h*w camera keys, view-major then row-major.
+"""
+from typing import List, NamedTuple, Optional, Sequence
+
+import torch
+from torch import Tensor
+
+#: side (grid cells) of the tiles queries are grouped by. Smaller tiles give tighter boxes
+#: (less gathered and multiplied), larger ones fewer groups (each ~40 small ops of Python
+#: and dispatch overhead). A cost model calibrated on the benchmark's profile (80 ns per
+#: query x box key, 500 ns per box key, 0.3 ms per group) is flat between 16 and 24 for
+#: windows 5 to 25 (at 900 queries on the 180 x 180 grid and 6 x 40 x 100 maps).
+TILE = 20
+
+
+class WindowPart(NamedTuple):
+    """One modality's windows as square windows on a 2-D key grid."""
+    offset: int      # index of the grid's first key
+    rows: int        # grid rows (camera: V * h, views stacked)
+    cols: int
+    block: int       # rows per view: windows never cross a multiple of it (BEV: rows)
+    radius: int      # window // 2
+    row: Tensor      # [B, Q] long, window centre row on the grid
+    col: Tensor      # [B, Q] long
+    has: Tensor      # [B, Q] bool, the query has a window in this modality
+    index: int       # 0: BEV (lidar_weight), 1: camera (camera_weight)
+
+
+def window_parts(bev_shape: Optional[Sequence[int]], cam_shape: Optional[Sequence[int]],
+                 bev_center: Optional[Tensor], cam_center: Optional[Tensor], bev_window: int,
+                 cam_window: int) -> List[WindowPart]:
+    """The BEV and camera parts (either may be absent: shape None).
+
+    bev_center [B, Q, 2] (row, col); cam_center [B, Q, 3] (view, row, col), view -1 = no
+    camera window."""
+    parts = []
+    num_bev = 0
+    if bev_shape is not None:
+        h, w = bev_shape
+        num_bev = h * w
+        c = bev_center.long()
+        parts.append(WindowPart(0, h, w, h, bev_window // 2, c[..., 0], c[..., 1],
+                                torch.ones_like(c[..., 0], dtype=torch.bool), 0))
+    if cam_shape is not None:
+        nv, h, w = cam_shape
+        c = cam_center.long()
+        view = c[..., 0]
+        parts.append(WindowPart(num_bev, nv * h, w, h, cam_window // 2,
+                                view.clamp(min=0) * h + c[..., 1], c[..., 2], view >= 0, 1))
+    return parts
+
+
+class WindowGroup(NamedTuple):
+    """Queries of one sample sharing the bounding box rows r0:r1, cols c0:c1 of their
+    windows on one part's grid."""
+    part: WindowPart
+    sample: int
+    queries: Tensor  # [Qg] query indices
+    r0: int
+    r1: int          # exclusive
+    c0: int
+    c1: int          # exclusive
+    row_in: Tensor   # [Qg, box rows] float 1/0: the row is in the query's window (and view)
+    col_in: Tensor   # [Qg, box cols] float 1/0: the column is in the query's window
+
+    def box(self, x: Tensor) -> Tensor:
+        """The box of `x` [B, h, K, d] (any strides) as a [box rows, box cols, h, d] view,
+        so that a gather is one strided copy and a scatter one in-place add, with no index
+        tensors. Keys outermost: attention modules' head-split projections (and the
+        fused kernel's key gradients) are stored key-major, [B, K, h, d], so the box's
+        rows are then contiguous runs of box cols x h x d numbers."""
+        p = self.part
+        grid = x[self.sample].transpose(0, 1)[p.offset:p.offset + p.rows * p.cols]
+        return grid.unflatten(0, (p.rows, p.cols))[self.r0:self.r1, self.c0:self.c1]
+
+    def inside(self) -> Tensor:
+        """[Qg, Kb] float 1/0: the box key is in that query's window. Built when used,
+        from its separable row and column parts (saving it would cost Q x box keys)."""
+        return (self.row_in[:, :, None] * self.col_in[:, None, :]).flatten(1)
+
+    def keys(self) -> Tensor:
+        """Key indices of the box, row-major [Kb] (only needed to gather a mask)."""
+        p, device = self.part, self.queries.device
+        rows = torch.arange(self.r0, self.r1, device=device)
+        cols = torch.arange(self.c0, self.c1, device=device)
+        return p.offset + (rows[:, None] * p.cols + cols).reshape(-1)
+
+
+def _box_group(part: WindowPart, sample: int, queries: List[int], rows: List[int], cols: List[int],
+               device) -> WindowGroup:
+    """The group of `queries` (centres rows/cols) with the bounding box of their windows."""
+    r0, r1 = max(0, min(rows) - part.radius), min(part.rows, max(rows) + part.radius + 1)
+    c0, c1 = max(0, min(cols) - part.radius), min(part.cols, max(cols) + part.radius + 1)
+    kr = torch.arange(r0, r1, device=device)
+    kc = torch.arange(c0, c1, device=device)
+    qr = torch.tensor(rows, device=device)[:, None]
+    qc = torch.tensor(cols, device=device)[:, None]
+    row_in = (kr - qr).abs() <= part.radius
+    if part.block < part.rows:   # stacked camera views: stay in the query's own view
+        row_in &= (kr // part.block) == (qr // part.block)
+    return WindowGroup(part, sample, torch.tensor(queries, device=device), r0, r1, c0, c1,
+                       row_in.float(), ((kc - qc).abs() <= part.radius).float())
+
+
+def group_queries(parts: List[WindowPart], heads: int, head_dim: int, budget: int) -> List[WindowGroup]:
+    """Queries grouped by window-centre tile; a group is halved until its scores
+    (heads x members x box keys) and its gathered keys (box keys x heads x head_dim) fit
+    in `budget` elements, or it is down to one query (then its window alone is the box).
+    Within one part every query with a window is in exactly one group."""
+    groups = []
+    for part in parts:
+        device = part.row.device
+        for i, (rows, cols, has) in enumerate(zip(part.row.tolist(), part.col.tolist(), part.has.tolist())):
+            tiles = {}
+            for qi, (r, c, ok) in enumerate(zip(rows, cols, has)):
+                if ok:
+                    tiles.setdefault((r // TILE, c // TILE), []).append(qi)
+            for members in tiles.values():
+                pending = [members]
+                while pending:
+                    m = pending.pop()
+                    g = _box_group(part, i, m, [rows[q] for q in m], [cols[q] for q in m], device)
+                    box_keys = g.row_in.shape[1] * g.col_in.shape[1]
+                    if len(m) > 1 and heads * max(len(m), head_dim) * box_keys > budget:
+                        pending += [m[:len(m) // 2], m[len(m) // 2:]]
+                    else:
+                        groups.append(g)
+    return groups
+
+
+def group_mask(mask: Optional[Tensor], g: WindowGroup) -> Optional[Tensor]:
+    """The additive mask [B or 1, h or 1, Q or 1, K] of a group: [h or 1, Qg or 1, Kb]
+    (None without mask)."""
+    if mask is None:
+        return None
+    m = mask[g.sample if mask.shape[0] > 1 else 0]               # [h or 1, Q or 1, K]
+    m = m if m.shape[1] == 1 else m.index_select(1, g.queries)
+    return m.index_select(2, g.keys()).float()
+
+
+def gather_box(g: WindowGroup, x: Tensor) -> Tensor:
+    """The box keys of x [B, h, K, d] as [h, Kb, d] float: one copy into a key-major
+    [Kb, h, d] buffer, then a view (batched matmuls take the row stride h * d)."""
+    box = g.box(x)
+    return box.reshape(-1, *box.shape[2:]).float().transpose(0, 1)
+
+
+def add_to_box(g: WindowGroup, grad: Tensor, update: Tensor):
+    """grad[box keys] += update ([h, Kb, d]), in place through the box view."""
+    box = g.box(grad)
+    box += update.transpose(0, 1).view(box.shape)

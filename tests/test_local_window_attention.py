@@ -1,0 +1,85 @@
+"""`local_window_attention` (the AQR's LAM attention, issue #4) against a dense masked
+reference built from the spec with explicit loops (`loop_dense_bias` of the bias tests,
+used here as a window indicator): forward and gradients wrt q, k, v within 1e-5."""
+import pytest
+import torch
+
+from plugin.models.layers.local_window_attention import local_window_attention
+from test_local_bias_attention import (CAMS, TOL, _LargestNewTensor, loop_dense_bias, make_case,
+                                       reference_attention)
+
+
+def window_indicator(bias, window_size):
+    ones = torch.ones_like(bias.lidar_weight)
+    on = loop_dense_bias(bias.bev_shape, bias.cam_shape, bias.bev_center, bias.cam_center, ones, ones,
+                         window_size, torch.tensor(1.0))
+    return on > 0                                                          # [B, Q, K]
+
+
+def check(window_size, layout='contiguous', mask=None, **case):
+    leaves, bias = make_case(window_size, layout, **case)
+    q, k, v = leaves[:3]
+    out = local_window_attention(q, k, v, bias.parts(), mask, chunk_elements=case.get('chunk_elements', 1 << 19))
+    assert out.shape == q.shape and torch.isfinite(out).all()
+    go = torch.randn(out.shape, generator=torch.Generator().manual_seed(1))
+    grads = torch.autograd.grad(out, (q, k, v), go)
+
+    allowed = window_indicator(bias, window_size)
+    ref_mask = torch.zeros(allowed.shape, dtype=torch.float64).masked_fill(~allowed, float('-inf'))[:, None]
+    if mask is not None:
+        ref_mask = ref_mask + mask.double()
+    ref = reference_attention(q, k, v, torch.zeros_like(allowed, dtype=torch.float64), ref_mask)
+    ref_grads = torch.autograd.grad(ref, (q, k, v), go.double())
+    torch.testing.assert_close(out.double(), ref, **TOL)
+    for name, got, want in zip('qkv', grads, ref_grads):
+        assert torch.isfinite(got).all(), name
+        torch.testing.assert_close(got.double(), want.double(), **TOL, msg=lambda m: f'grad {name}: {m}')
+    return out, grads, allowed
+
+
+@pytest.mark.parametrize('layout', ['contiguous', 'transposed'])
+@pytest.mark.parametrize('window_size', [1, 3, 15, (5, 3)], ids=['w1', 'w3', 'w15_larger_than_grid', 'pair5_3'])
+def test_matches_dense_masked_reference(window_size, layout):
+    """Border windows, queries seen by no camera (BEV window only), window 1, windows
+    larger than the grid, separate BEV / camera windows."""
+    out, _, allowed = check(window_size, layout)
+    assert not allowed.all()                       # the windows do restrict (views at least)
+
+
+@pytest.mark.parametrize('shapes', [((5, 6), None), (None, CAMS)], ids=['bev_only', 'cam_only'])
+def test_single_modality_and_queries_without_window(shapes):
+    """Camera only: view -1 queries have no window at all and get zeros (and zero grads)."""
+    out, grads, allowed = check(3, 'transposed', bev_shape=shapes[0], cam_shape=shapes[1])
+    if shapes[0] is None:
+        dead = ~allowed.any(-1)                                            # [B, Q]
+        assert dead.any()
+        assert (out.transpose(1, 2)[dead] == 0).all() and (grads[0].transpose(1, 2)[dead] == 0).all()
+
+
+def test_key_padding_and_tiny_budget():
+    """-inf padding on camera keys inside windows; budget 1 splits groups to single queries."""
+    b, n_keys, n_bev = 2, 5 * 6 + 3 * 4 * 5, 30
+    g = torch.Generator().manual_seed(3)
+    mask = torch.zeros(b, 1, 1, n_keys)
+    mask[..., n_bev:][torch.rand(b, 1, 1, n_keys - n_bev, generator=g) < 0.4] = float('-inf')
+    for budget in (1, 1 << 19):
+        check(3, 'transposed', mask=mask, chunk_elements=budget)
+
+
+def test_no_query_by_key_tensor():
+    nq, bev, cams = 128, (100, 100), (2, 50, 100)
+    leaves, bias = make_case((5, 15), 'transposed', batch=1, nq=nq, bev_shape=bev, cam_shape=cams)
+    q, k, v = leaves[:3]
+    bound = nq * k.shape[2] // 4
+    meter = _LargestNewTensor()
+    with meter:
+        out = local_window_attention(q, k, v, bias.parts(), chunk_elements=1 << 16)
+        torch.autograd.grad(out.sum(), (q, k, v))
+    assert meter.largest < bound, f'{meter.op} created {meter.largest} elements (bound {bound})'
+
+
+def test_key_count_mismatch_raises():
+    leaves, bias = make_case(3)
+    q, k, v = leaves[:3]
+    with pytest.raises(ValueError, match='keys'):
+        local_window_attention(q, k[:, :, 1:], v[:, :, 1:], bias.parts())
