@@ -188,6 +188,19 @@ def test_small_chunk_budgets(chunk_elements, force_fallback):
     check_against_references(leaves, bias, 5, force_fallback=force_fallback)
 
 
+@pytest.mark.parametrize('force_fallback', PATHS)
+def test_many_tiles_and_views(force_fallback):
+    """A grid large enough for several tiles per part and views taller than a window, so
+    that groups and their boxes split (and stop at view borders) as at full size."""
+    from plugin.models.layers.window_groups import group_queries
+    leaves, bias = make_case(5, 'transposed', nq=60, bev_shape=(30, 30), cam_shape=(3, 12, 14))
+    groups = group_queries(bias.parts(), HEADS, DIM, bias.chunk_elements)
+    bev_groups = [g for g in groups if g.part.index == 0 and g.sample == 0]
+    cam_boxes = [(g.r0, g.r1) for g in groups if g.part.index == 1]
+    assert len(bev_groups) > 4 and all(r0 // 12 == (r1 - 1) // 12 for r0, r1 in cam_boxes)
+    check_against_references(leaves, bias, 5, force_fallback=force_fallback)
+
+
 def test_bias_changes_the_result():
     leaves, bias = make_case(5)
     q, k, v = leaves[:3]

@@ -83,3 +83,8 @@ def test_key_count_mismatch_raises():
     q, k, v = leaves[:3]
     with pytest.raises(ValueError, match='keys'):
         local_window_attention(q, k[:, :, 1:], v[:, :, 1:], bias.parts())
+
+
+def test_many_tiles_and_views():
+    """Several groups per part, boxes stopping at view borders (as at full size)."""
+    check((5, 7), 'transposed', nq=60, bev_shape=(30, 30), cam_shape=(3, 12, 14))

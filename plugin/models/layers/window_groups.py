@@ -21,12 +21,27 @@ from typing import List, NamedTuple, Optional, Sequence
 import torch
 from torch import Tensor
 
-#: side (grid cells) of the tiles queries are grouped by. Smaller tiles give tighter boxes
-#: (less gathered and multiplied), larger ones fewer groups (each ~40 small ops of Python
-#: and dispatch overhead). A cost model calibrated on the benchmark's profile (80 ns per
-#: query x box key, 500 ns per box key, 0.3 ms per group) is flat between 16 and 24 for
-#: windows 5 to 25 (at 900 queries on the 180 x 180 grid and 6 x 40 x 100 maps).
-TILE = 20
+#: cost model of one group (calibrated on the attention benchmark's profile, CPU): a fixed
+#: ~40 small ops of Python and dispatch, plus the box's scores and products per member.
+GROUP_OVERHEAD_S = 300e-6
+QUERY_BOX_KEY_S = 80e-9
+
+
+def tile_size(part: 'WindowPart', queries: int) -> int:
+    """Side (cells) of the tiles a part's queries are grouped by, minimising the cost
+    model per grid cell: smaller tiles give tighter boxes (less gathered and multiplied),
+    larger ones fewer groups. Tiles never cross a camera view, nor boxes exceed one.
+    About 11 cells on the synthetic 64 x 64 BEV grid (window 15, ~450 queries per
+    sample), 16 on the full 180 x 180 grid (900 queries)."""
+    density = max(queries, 1) / (part.rows * part.cols)
+    side = 2 * part.radius
+
+    def cost(t):
+        cells = min(t, part.block) * min(t, part.cols)
+        box = min(t + side, part.block) * min(t + side, part.cols)
+        return GROUP_OVERHEAD_S / cells + density * QUERY_BOX_KEY_S * box
+
+    return min(range(1, max(part.block, part.cols) + 1), key=cost)
 
 
 class WindowPart(NamedTuple):
@@ -68,7 +83,7 @@ def window_parts(bev_shape: Optional[Sequence[int]], cam_shape: Optional[Sequenc
 
 class WindowGroup(NamedTuple):
     """Queries of one sample sharing the bounding box rows r0:r1, cols c0:c1 of their
-    windows on one part's grid."""
+    windows on one part's grid (within one camera view)."""
     part: WindowPart
     sample: int
     queries: Tensor  # [Qg] query indices
@@ -76,7 +91,7 @@ class WindowGroup(NamedTuple):
     r1: int          # exclusive
     c0: int
     c1: int          # exclusive
-    row_in: Tensor   # [Qg, box rows] float 1/0: the row is in the query's window (and view)
+    row_in: Tensor   # [Qg, box rows] float 1/0: the row is in the query's window
     col_in: Tensor   # [Qg, box cols] float 1/0: the column is in the query's window
 
     def box(self, x: Tensor) -> Tensor:
@@ -104,33 +119,35 @@ class WindowGroup(NamedTuple):
 
 def _box_group(part: WindowPart, sample: int, queries: List[int], rows: List[int], cols: List[int],
                device) -> WindowGroup:
-    """The group of `queries` (centres rows/cols) with the bounding box of their windows."""
-    r0, r1 = max(0, min(rows) - part.radius), min(part.rows, max(rows) + part.radius + 1)
+    """The group of `queries` (centres rows/cols, all in one view) with the bounding box
+    of their windows, clipped to that view."""
+    top = rows[0] // part.block * part.block
+    r0, r1 = max(top, min(rows) - part.radius), min(top + part.block, max(rows) + part.radius + 1)
     c0, c1 = max(0, min(cols) - part.radius), min(part.cols, max(cols) + part.radius + 1)
     kr = torch.arange(r0, r1, device=device)
     kc = torch.arange(c0, c1, device=device)
     qr = torch.tensor(rows, device=device)[:, None]
     qc = torch.tensor(cols, device=device)[:, None]
-    row_in = (kr - qr).abs() <= part.radius
-    if part.block < part.rows:   # stacked camera views: stay in the query's own view
-        row_in &= (kr // part.block) == (qr // part.block)
     return WindowGroup(part, sample, torch.tensor(queries, device=device), r0, r1, c0, c1,
-                       row_in.float(), ((kc - qc).abs() <= part.radius).float())
+                       ((kr - qr).abs() <= part.radius).float(), ((kc - qc).abs() <= part.radius).float())
 
 
 def group_queries(parts: List[WindowPart], heads: int, head_dim: int, budget: int) -> List[WindowGroup]:
-    """Queries grouped by window-centre tile; a group is halved until its scores
-    (heads x members x box keys) and its gathered keys (box keys x heads x head_dim) fit
-    in `budget` elements, or it is down to one query (then its window alone is the box).
-    Within one part every query with a window is in exactly one group."""
+    """Queries grouped by window-centre tile (`tile_size`, within one view); a group is
+    halved until its scores (heads x members x box keys) and its gathered keys (box keys x
+    heads x head_dim) fit in `budget` elements, or it is down to one query (then its
+    window alone is the box). Within one part every query with a window is in exactly
+    one group."""
     groups = []
     for part in parts:
         device = part.row.device
         for i, (rows, cols, has) in enumerate(zip(part.row.tolist(), part.col.tolist(), part.has.tolist())):
+            tile = tile_size(part, sum(has))
             tiles = {}
             for qi, (r, c, ok) in enumerate(zip(rows, cols, has)):
                 if ok:
-                    tiles.setdefault((r // TILE, c // TILE), []).append(qi)
+                    key = (r // part.block, r % part.block // tile, c // tile)
+                    tiles.setdefault(key, []).append(qi)
             for members in tiles.values():
                 pending = [members]
                 while pending:
