@@ -21,9 +21,10 @@ from typing import List, NamedTuple, Optional, Sequence
 import torch
 from torch import Tensor
 
-#: cost model of one group (calibrated on the attention benchmark's profile, CPU): a fixed
-#: ~40 small ops of Python and dispatch, plus the box's scores and products per member.
-GROUP_OVERHEAD_S = 300e-6
+#: cost model of one group, forward + backward (CPU, from profiles of the attention
+#: benchmark and the synthetic model): ~1 ms of fixed cost (~70 small ops of Python and
+#: dispatch, box copies), plus the box's scores and products per member and box key.
+GROUP_OVERHEAD_S = 1e-3
 QUERY_BOX_KEY_S = 80e-9
 
 
@@ -31,8 +32,8 @@ def tile_size(part: 'WindowPart', queries: int) -> int:
     """Side (cells) of the tiles a part's queries are grouped by, minimising the cost
     model per grid cell: smaller tiles give tighter boxes (less gathered and multiplied),
     larger ones fewer groups. Tiles never cross a camera view, nor boxes exceed one.
-    About 11 cells on the synthetic 64 x 64 BEV grid (window 15, ~450 queries per
-    sample), 16 on the full 180 x 180 grid (900 queries)."""
+    16 cells on the synthetic 64 x 64 BEV grid (window 15, ~450 queries per sample);
+    25 / 23 / 21 on the full 180 x 180 grid (900 queries) at windows 5 / 15 / 25."""
     density = max(queries, 1) / (part.rows * part.cols)
     side = 2 * part.radius
 
