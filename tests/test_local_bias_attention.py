@@ -189,10 +189,13 @@ def test_small_chunk_budgets(chunk_elements, force_fallback):
 
 
 @pytest.mark.parametrize('force_fallback', PATHS)
-def test_many_tiles_and_views(force_fallback):
-    """A grid large enough for several tiles per part and views taller than a window, so
-    that groups and their boxes split (and stop at view borders) as at full size."""
+def test_many_tiles_and_views(force_fallback, monkeypatch):
+    """Several tiles per part and views taller than a window, so that groups and their
+    boxes split (and stop at view borders) as at full size: a cheap group in the tile
+    cost model makes the tiles small here."""
+    from plugin.models.layers import window_groups
     from plugin.models.layers.window_groups import group_queries
+    monkeypatch.setattr(window_groups, 'GROUP_OVERHEAD_S', 1e-5)
     leaves, bias = make_case(5, 'transposed', nq=60, bev_shape=(30, 30), cam_shape=(3, 12, 14))
     groups = group_queries(bias.parts(), HEADS, DIM, bias.chunk_elements)
     bev_groups = [g for g in groups if g.part.index == 0 and g.sample == 0]
