@@ -24,16 +24,16 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from .window_groups import WindowGroup, WindowPart, add_to_box, gather_box, group_mask, group_queries
+from .window_groups import GroupBatch, WindowPart, flat_rows, gather, group_batches, scatter_add, unflat_rows
 
 
-def _group_scores(qs: Tensor, k: Tensor, mask: Optional[Tensor], g: WindowGroup) -> Tensor:
-    """[h, Qg, Kb] scores of a group's queries on its box, -inf outside their windows."""
-    s = torch.matmul(qs[g.sample].index_select(1, g.queries), gather_box(g, k).transpose(1, 2))
-    m = group_mask(mask, g)
+def _scores(qg: Tensor, kf: Tensor, mask: Optional[Tensor], gb: GroupBatch) -> Tensor:
+    """[G, h, Qm, Kb] scores of a batch's members on their boxes, -inf outside their windows."""
+    s = torch.matmul(qg, gather(kf, gb.flat_k).transpose(-1, -2))
+    m = gb.mask(mask)
     if m is not None:
         s += m
-    return s.masked_fill_(g.inside() == 0, float('-inf'))
+    return s.masked_fill_(gb.inside()[:, None] == 0, float('-inf'))
 
 
 def _finite(x: Tensor) -> Tensor:
@@ -46,22 +46,26 @@ class _LocalWindowAttention(torch.autograd.Function):
     @staticmethod
     def forward(ctx, q, k, v, parts, mask, chunk_elements):
         b, h, nq, d = q.shape
-        qs = (q.float() * (1.0 / math.sqrt(d))).contiguous()
-        groups = group_queries(parts, h, d, chunk_elements)
+        qs = flat_rows(q * (1.0 / math.sqrt(d)), extra_row=True)
+        kf, vf = flat_rows(k), flat_rows(v)
+        batches = group_batches(parts, k.shape[2], h, d, chunk_elements)
         # per modality (BEV, camera): the normalised window output and its log-sum-exp
-        outs = qs.new_zeros(2, b, h, nq, d)
-        lses = qs.new_full((2, b, h, nq), float('-inf'))
-        for g in groups:
-            i, qi, p = g.sample, g.queries, g.part.index
-            s = _group_scores(qs, k, mask, g)
-            lse = torch.logsumexp(s, -1)                                   # [h, Qg]
+        outs = qs.new_zeros(2, b * nq + 1, h, d)
+        lses = qs.new_full((2, b * nq + 1, h), float('-inf'))
+        for gb in batches:
+            p = gb.part.index
+            s = _scores(gather(qs, gb.flat_q), kf, mask, gb)
+            lse = torch.logsumexp(s, -1)                                   # [G, h, Qm]
             probs = (s - _finite(lse)[..., None]).exp_()
-            lses[p, i].index_copy_(1, qi, lse)
-            outs[p, i].index_copy_(1, qi, torch.matmul(probs, gather_box(g, v)))
+            # padded member slots all land on the extra row: its value is never read
+            lses[p].index_copy_(0, gb.flat_q.flatten(), lse.transpose(1, 2).reshape(-1, h))
+            outs[p].index_copy_(0, gb.flat_q.flatten(),
+                                torch.matmul(probs, gather(vf, gb.flat_k)).transpose(1, 2).reshape(-1, h, d))
         lse = torch.logaddexp(lses[0], lses[1])
         out = (torch.exp(lses - _finite(lse))[..., None] * outs).sum(0)
+        out, lse = unflat_rows(out, b, nq), unflat_rows(lse, b, nq)
         ctx.save_for_backward(q, k, v, out, lse, mask)
-        ctx.groups = groups
+        ctx.batches = batches
         return out.to(q.dtype)
 
     @staticmethod
@@ -69,26 +73,26 @@ class _LocalWindowAttention(torch.autograd.Function):
         q, k, v, out, lse, mask = ctx.saved_tensors
         b, h, nq, d = q.shape
         sm = 1.0 / math.sqrt(d)
-        qs, go = (q.float() * sm).contiguous(), grad_out.float().contiguous()
-        lse = _finite(lse)
-        row_term = (go * out).sum(-1)                                      # D = rowsum(dO * O)
+        qs, go = flat_rows(q * sm, extra_row=True), flat_rows(grad_out, extra_row=True)
+        kf, vf = flat_rows(k), flat_rows(v)
+        lse = flat_rows(_finite(lse), extra_row=True)
+        row_term = flat_rows((grad_out.float() * out).sum(-1), extra_row=True)   # D = rowsum(dO * O)
         dq = torch.zeros_like(qs)
-        # key-major buffers, so that a group's box is a strided view with contiguous rows
-        dk = qs.new_zeros(b, k.shape[2], h, d).transpose(1, 2)
-        dv = qs.new_zeros(b, v.shape[2], h, d).transpose(1, 2)
-        for g in ctx.groups:
-            i, qi = g.sample, g.queries
-            s = _group_scores(qs, k, mask, g)
-            probs = (s - lse[i].index_select(1, qi)[..., None]).exp_()   # true P on the box
-            qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)
-            vb = gather_box(g, v)
-            ds = torch.matmul(gog, vb.transpose(1, 2))
-            ds -= row_term[i].index_select(1, qi)[..., None]
+        dk = torch.zeros_like(kf)
+        dv = torch.zeros_like(vf)
+        for gb in ctx.batches:
+            qg, gog = gather(qs, gb.flat_q), gather(go, gb.flat_q)         # [G, h, Qm, d]
+            s = _scores(qg, kf, mask, gb)
+            probs = (s - gather(lse, gb.flat_q)[..., None]).exp_()       # true P on the box
+            ds = torch.matmul(gog, gather(vf, gb.flat_k).transpose(-1, -2))
+            ds -= gather(row_term, gb.flat_q)[..., None]
             ds *= probs
-            dq[i].index_add_(1, qi, torch.matmul(ds, gather_box(g, k)))
-            add_to_box(g, dk, torch.matmul(ds.transpose(1, 2), qg))
-            add_to_box(g, dv, torch.matmul(probs.transpose(1, 2), gog))
-        return (dq * sm).to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
+            scatter_add(dq, gb.flat_q, torch.matmul(ds, gather(kf, gb.flat_k)))
+            scatter_add(dk, gb.flat_k, torch.matmul(ds.transpose(-1, -2), qg))
+            scatter_add(dv, gb.flat_k, torch.matmul(probs.transpose(-1, -2), gog))
+        num_keys = k.shape[2]
+        return ((unflat_rows(dq, b, nq) * sm).to(q.dtype), unflat_rows(dk, b, num_keys).to(k.dtype),
+                unflat_rows(dv, b, num_keys).to(v.dtype), None, None, None)
 
 
 def local_window_attention(q: Tensor, k: Tensor, v: Tensor, parts: List[WindowPart],
