@@ -13,12 +13,14 @@ BEV grid + 6 views of 40 x 100 stride-16 pixels). Three ways:
               its math path).
 Each case runs in its own subprocess; memory is the peak resident set (CPU) or the peak
 allocation (CUDA) above what the inputs already hold. Figures are printed as ratios to
-`sdpa` measured in the same run, because wall-clock numbers depend on the machine.
+`sdpa` measured in the same run, because wall-clock numbers depend on the machine. The
+cases of a batch run in `--rounds` interleaved rounds (sdpa, local 5, 15, 25, ..., then
+again), each case's time being the median over rounds of its best repeat, so that the
+machine's drift hits every case alike.
 """
 import argparse
 import json
 import os.path as osp
-import resource
 import subprocess
 import sys
 import time
@@ -32,9 +34,15 @@ BEV = (180, 180)
 CAMS = (6, 40, 100)
 
 
-def _rss_mb() -> float:
-    with open('/proc/self/statm') as f:
-        return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+def _rss_mb(peak: bool = False) -> float:
+    """Resident set (VmRSS) or its peak (VmHWM) of this process image. Not ru_maxrss:
+    Linux carries it over fork and exec, so a case would inherit its parent's peak."""
+    key = 'VmHWM:' if peak else 'VmRSS:'
+    with open('/proc/self/status') as f:
+        for line in f:
+            if line.startswith(key):
+                return int(line.split()[1]) / 1024
+    raise RuntimeError('no /proc/self/status: CPU memory figures need Linux')
 
 
 def make_inputs(batch: int, window: int, device: str, seed: int = 0):
@@ -94,7 +102,7 @@ def run_case(method: str, batch: int, window: int, device: str, repeats: int) ->
     if cuda:
         peak = (torch.cuda.max_memory_allocated() - base) / 2**20
     else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024 - base
+        peak = _rss_mb(peak=True) - base
     return dict(method=method, batch=batch, window=window, time_s=min(times), peak_mb=peak)
 
 
@@ -104,7 +112,8 @@ def main():
     parser.add_argument('--windows', type=int, nargs='+', default=[5, 15, 25])
     parser.add_argument('--dense-batches', type=int, nargs='*', default=[1],
                         help='batches at which the dense reference runs (7 GB and ~6x time at batch 1)')
-    parser.add_argument('--repeats', type=int, default=3, help='timed repeats per case (the minimum is kept)')
+    parser.add_argument('--repeats', type=int, default=2, help='timed repeats per case and round (the minimum is kept)')
+    parser.add_argument('--rounds', type=int, default=3, help='interleaved rounds (the median is kept)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--case', help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -127,16 +136,24 @@ def main():
     print('| batch | method | window | time (s) | time / sdpa | peak extra memory (MB) | memory / sdpa |')
     print('| --- | --- | --- | --- | --- | --- | --- |')
     for batch in args.batches:
-        ref = sub('sdpa', batch, 1)
-        rows = [ref] + [sub('local', batch, w) for w in args.windows]
+        cases = [('sdpa', 1)] + [('local', w) for w in args.windows]
         if batch in args.dense_batches:
-            rows.append(sub('dense', batch, 15))
+            cases.append(('dense', 15))
+        runs = {case: [] for case in cases}
+        for _ in range(args.rounds):
+            for case in cases:
+                runs[case].append(sub(case[0], batch, case[1]))
+        rows = []
+        for case in cases:
+            times = sorted(r['time_s'] for r in runs[case])
+            rows.append(dict(runs[case][0], time_s=times[len(times) // 2],
+                             peak_mb=max(r['peak_mb'] for r in runs[case])))
+        ref = rows[0]
         for r in rows:
             window = '-' if r['method'] == 'sdpa' else r['window']
             print(f"| {batch} | {r['method']} | {window} | {r['time_s']:.2f} | "
                   f"{r['time_s'] / ref['time_s']:.2f}x | {r['peak_mb']:.0f} | "
                   f"{r['peak_mb'] / ref['peak_mb']:.2f}x |", flush=True)
-
 
 if __name__ == '__main__':
     main()

@@ -125,14 +125,17 @@ def group_batches(parts: List[WindowPart], num_keys: int, heads: int, head_dim: 
     into groups of at most `budget // (heads * box keys)` members, and the groups stacked
     into batches whose scores (groups x heads x members x box keys) and gathered keys
     (groups x box keys x heads x head_dim) fit in `budget` elements (a single group may
-    exceed it only when one window alone does). Within one part every query with a
-    window is in exactly one group."""
+    exceed it only when one window alone does: the tile shrinks to fit). Within one part
+    every query with a window is in exactly one group."""
     batches = []
     for part in parts:
         b, nq = part.row.shape
         device = part.row.device
-        tile = tile_size(part, int(part.has.sum()) // max(b, 1))
         side = 2 * part.radius
+        tile = tile_size(part, int(part.has.sum()) // max(b, 1))
+        # smaller tiles when one group's box would not fit the budget
+        while tile > 1 and heads * head_dim * min(tile + side, part.block) * min(tile + side, part.cols) > budget:
+            tile -= 1
         box_r, box_c = min(tile + side, part.block), min(tile + side, part.cols)
         box_keys = box_r * box_c
         cap = max(1, budget // (heads * box_keys))
