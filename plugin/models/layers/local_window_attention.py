@@ -4,8 +4,8 @@ MoME's Adaptive Query Router attends through a local attention mask (LAM): a que
 only the keys in a square window around its BEV cell and in a square window around its
 pixel in the view that sees it (DESIGN.md "AQR"). With the dense boolean [B, Q, K] mask
 that costs O(Q * K) memory and time; gathering every query's window keys costs
-O(Q * window keys * C) memory (about 400 MB at batch 2 on the synthetic config) and as
-much again in the backward.
+O(Q * window keys * C) memory (keys and values: 2 x 2 samples x ~400 queries x 250 keys x
+128 channels x 4 B, about 400 MB on the synthetic config) and as much in the backward.
 
 Here the two windows are scored with the grouped-box scheme of `window_groups.py` and
 merged by log-sum-exp, exactly:
@@ -16,7 +16,7 @@ merged by log-sum-exp, exactly:
 (each query is in exactly one group per modality, so o_p and L_p are written, not summed).
 The backward recomputes each group's scores and applies the usual softmax backward with
 P = exp(s - L), D = rowsum(dO * O). A query with no visible window key gets zeros.
-Extra memory: O(Q * h * d) per modality plus per-group buffers within `chunk_elements`.
+Extra memory: O(Q * h * d) per modality plus per-batch buffers within `chunk_elements`.
 """
 import math
 from typing import List, Optional
