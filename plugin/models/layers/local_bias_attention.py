@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .fused_attention_ops import attention_backward_with_lse, attention_with_lse
-from .window_groups import flat_rows, gather, group_batches, scatter_add, unflat_rows
+from .window_groups import flat_rows, gather, scatter_add, unflat_rows
 
 
 class _LocalBiasAttention(torch.autograd.Function):
@@ -42,15 +42,13 @@ class _LocalBiasAttention(torch.autograd.Function):
     [G, h, Qm, Kb]; per-query sums are accumulated in flat [B * Q + 1, h, ...] buffers."""
 
     @staticmethod
-    def forward(ctx, q, k, v, lidar_weight, camera_weight, scale, parts, mask,
+    def forward(ctx, q, k, v, lidar_weight, camera_weight, scale, batches, mask,
                 chunk_elements, force_fallback):
         b, h, nq, d = q.shape
-        num_keys = k.shape[2]
         o0, lse0 = attention_with_lse(q, k, v, mask, force_fallback, chunk_elements)
         # e^b - 1 per (lidar, camera) x query: b is constant over one query's window
         eb1 = torch.expm1(scale.float() * torch.stack([lidar_weight.float(), camera_weight.float()]))
         eb1_flat = torch.cat([eb1.flatten(1), eb1.new_zeros(2, 1)], 1)           # [2, B * Q + 1]
-        batches = group_batches(parts, num_keys, h, d, chunk_elements)
         qs = flat_rows(q * (1.0 / math.sqrt(d)), extra_row=True)
         lse0_flat = flat_rows(lse0, extra_row=True)
         kf, vf = flat_rows(k), flat_rows(v)
@@ -161,7 +159,7 @@ def local_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, mask: Optional[T
         else:
             dead = None
     out = _LocalBiasAttention.apply(q, k, v, bias.lidar_weight, bias.camera_weight, bias.scale,
-                                    bias.parts(), mask, bias.chunk_elements, force_fallback)
+                                    bias.group_batches(h, q.shape[-1]), mask, bias.chunk_elements, force_fallback)
     if dead is not None:
         out = out.masked_fill(dead.expand(*out.shape[:-1], 1), 0.0)
     return out
