@@ -149,7 +149,7 @@ def test_single_modality(shapes, force_fallback):
 
 @pytest.mark.parametrize('force_fallback', PATHS)
 @pytest.mark.parametrize('layout', LAYOUTS)
-@pytest.mark.parametrize('mask_kind', ['key_padding', 'per_head_query', 'dead_row'])
+@pytest.mark.parametrize('mask_kind', ['key_padding', 'per_head_query', 'dead_row', 'large_positive'])
 def test_additive_masks(mask_kind, layout, force_fallback):
     """-inf key padding on camera keys (inside some windows too), a finite per-head,
     per-query additive mask, and a query whose keys are all masked (zeros, no NaN)."""
@@ -158,8 +158,10 @@ def test_additive_masks(mask_kind, layout, force_fallback):
     b, h, nq, _ = leaves[0].shape
     n_keys, n_bev = bias.num_keys, bias.num_bev_keys
     g = torch.Generator().manual_seed(2)
-    if mask_kind == 'per_head_query':
+    if mask_kind in ('per_head_query', 'large_positive'):
         mask = torch.randn(b, h, nq, n_keys, generator=g)
+        if mask_kind == 'large_positive':   # exp(100) overflows float32: padded group slots read query 0
+            mask[:, :, 0] += 100.0
     else:
         # pad the last two columns of every camera map, plus a random 20 % of camera keys
         mask = torch.zeros(b, 1, 1, n_keys)
@@ -205,6 +207,28 @@ def test_many_tiles_and_views(force_fallback, monkeypatch):
             view = (gb.keys - 30 * 30) // (12 * 14)
             assert (view == view[:, :1]).all()
     check_against_references(leaves, bias, 5, force_fallback=force_fallback)
+
+
+def test_autocast_and_bfloat16():
+    """Under CPU autocast (what AmpOptimWrapper does on CUDA) the result is the float32 one;
+    bfloat16 inputs give bfloat16 outputs close to the float64 reference."""
+    leaves, bias = make_case(5, 'transposed')
+    q, k, v = leaves[:3]
+    plain = local_bias_attention(q, k, v, bias)
+    plain_grads = torch.autograd.grad(plain.sum(), (q, k, v))
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        amp = local_bias_attention(q, k, v, bias)
+        amp_grads = torch.autograd.grad(amp.sum(), (q, k, v))
+    torch.testing.assert_close(amp, plain, **TOL)
+    for got, want in zip(amp_grads, plain_grads):
+        torch.testing.assert_close(got, want, **TOL)
+    qb, kb, vb = [t.detach().bfloat16().requires_grad_() for t in (q, k, v)]
+    out = local_bias_attention(qb, kb, vb, bias)
+    assert out.dtype == torch.bfloat16
+    ref = reference_attention(qb, kb, vb, bias.to_dense())
+    torch.testing.assert_close(out.double(), ref, atol=3e-2, rtol=0)
+    grads = torch.autograd.grad(out.float().sum(), (qb, kb, vb))
+    assert all(g.dtype == torch.bfloat16 and torch.isfinite(g).all() for g in grads)
 
 
 def test_bias_changes_the_result():

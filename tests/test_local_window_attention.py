@@ -90,3 +90,18 @@ def test_many_tiles_and_views(monkeypatch):
     from plugin.models.layers import window_groups
     monkeypatch.setattr(window_groups, 'GROUP_OVERHEAD_S', 1e-5)
     check((5, 7), 'transposed', nq=60, bev_shape=(30, 30), cam_shape=(3, 12, 14))
+
+
+def test_autocast_gives_the_float32_result_and_checks_inputs():
+    leaves, bias = make_case(3, 'transposed')
+    q, k, v = leaves[:3]
+    plain = local_window_attention(q, k, v, bias.parts())
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        amp = local_window_attention(q, k, v, bias.parts())
+        grads = torch.autograd.grad(amp.sum(), (q, k, v))
+    torch.testing.assert_close(amp, plain, **TOL)
+    assert all(torch.isfinite(g).all() for g in grads)
+    with pytest.raises(ValueError, match='queries'):
+        local_window_attention(q[:, :, 1:], k, v, bias.parts())
+    with pytest.raises(ValueError, match='4-D'):
+        local_window_attention(q, k, v, bias.parts(), torch.zeros(k.shape[2]))

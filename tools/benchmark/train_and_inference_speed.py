@@ -15,7 +15,6 @@ or torch.cuda.max_memory_allocated (GPU).
 import argparse
 import json
 import os.path as osp
-import resource
 import subprocess
 import sys
 import time
@@ -23,6 +22,7 @@ import time
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
+from measure import median, rss_mb  # noqa: E402
 
 
 class Runner:
@@ -75,23 +75,6 @@ class Runner:
             self.infer_s.append(time.perf_counter() - t)
 
 
-def peak_rss_mb() -> float:
-    """Peak resident set size of this process image. VmHWM, not ru_maxrss: Linux carries
-    ru_maxrss over fork and exec, so a child would report its parent's peak."""
-    try:
-        with open('/proc/self/status') as f:
-            for line in f:
-                if line.startswith('VmHWM:'):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def median(xs):
-    return sorted(xs)[len(xs) // 2]
-
-
 def peak_memory_mb(config: str, iters: int, device: str) -> float:
     """Peak memory of `iters` training + inference iterations of one config, in a child."""
     out = subprocess.run([sys.executable, __file__, config, '--iters', str(iters), '--warmup', '0',
@@ -120,7 +103,7 @@ def main():
             r.infer_step(i, record=i >= args.warmup)
     if args.memory_child:
         peak = (torch.cuda.max_memory_allocated() / 2**20 if args.device.startswith('cuda')
-                else peak_rss_mb())
+                else rss_mb(peak=True))
         print(json.dumps(dict(peak_mem_mb=peak)))
         return
     print(f'\n{args.iters} interleaved iterations after {args.warmup} warm-up, device {args.device}')

@@ -103,7 +103,7 @@ class AQRWeightGenerator(BaseModule):
         parts = window_parts(bev_shape, cam_shape if cam_center is not None else None, bev_center,
                              cam_center, *self.window_sizes)
         h = self.num_heads
-        # head-split views, key-major: the window attention reads boxes of keys from them
+        # head-split views, key-major: the window attention gathers rows of keys from them
         q = self.q_proj(query + query_pos).view(b, nq, h, -1).transpose(1, 2)
         k = self.k_proj(memory + memory_pos).view(b, -1, h, c // h).transpose(1, 2)
         v = self.v_proj(memory).view(b, -1, h, c // h).transpose(1, 2)

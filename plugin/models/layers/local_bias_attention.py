@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from .fused_attention_ops import attention_backward_with_lse, attention_with_lse
-from .window_groups import flat_rows, gather, scatter_add, unflat_rows
+from .window_groups import autocast_off, flat_rows, gather, scatter_add, unflat_rows
 
 
 class _LocalBiasAttention(torch.autograd.Function):
@@ -42,6 +42,7 @@ class _LocalBiasAttention(torch.autograd.Function):
     [G, h, Qm, Kb]; per-query sums are accumulated in flat [B * Q + 1, h, ...] buffers."""
 
     @staticmethod
+    @autocast_off
     def forward(ctx, q, k, v, lidar_weight, camera_weight, scale, batches, mask,
                 chunk_elements, force_fallback):
         b, h, nq, d = q.shape
@@ -49,22 +50,19 @@ class _LocalBiasAttention(torch.autograd.Function):
         # e^b - 1 per (lidar, camera) x query: b is constant over one query's window
         eb1 = torch.expm1(scale.float() * torch.stack([lidar_weight.float(), camera_weight.float()]))
         eb1_flat = torch.cat([eb1.flatten(1), eb1.new_zeros(2, 1)], 1)           # [2, B * Q + 1]
-        qs = flat_rows(q * (1.0 / math.sqrt(d)), extra_row=True)
-        lse0_flat = flat_rows(lse0, extra_row=True)
+        qs = flat_rows(q, extra_row=0.0).mul_(1.0 / math.sqrt(d))
+        # padded member slots: log-sum-exp +inf, so their exp(s - L) is 0 whatever the mask
+        lse0_flat = flat_rows(lse0, extra_row=float('inf'))
         kf, vf = flat_rows(k), flat_rows(v)
         s_sum = torch.zeros_like(lse0_flat)
         corr = torch.zeros_like(qs)
         for gb in batches:
-            vb = gather(vf, gb.flat_k)
-            s = torch.matmul(gather(qs, gb.flat_q), gather(kf, gb.flat_k).transpose(-1, -2))
-            m = gb.mask(mask)
-            if m is not None:
-                s += m
+            s = gb.scores(gather(qs, gb.flat_q), gather(kf, gb.flat_k), mask)
             s -= gather(lse0_flat, gb.flat_q)[..., None]
             # p0 (e^b - 1) on the window keys, 0 on the rest of the box
             c = s.exp_().mul_((gb.inside() * eb1_flat[gb.part.index][gb.flat_q][..., None])[:, None])
             scatter_add(s_sum, gb.flat_q, c.sum(-1))
-            scatter_add(corr, gb.flat_q, torch.matmul(c, vb))
+            scatter_add(corr, gb.flat_q, torch.matmul(c, gather(vf, gb.flat_k)))
         s_sum, corr = unflat_rows(s_sum, b, nq), unflat_rows(corr, b, nq)
         lse = lse0 + torch.log1p(s_sum)
         out = ((o0.float() + corr) / (1.0 + s_sum)[..., None]).to(q.dtype)
@@ -73,6 +71,7 @@ class _LocalBiasAttention(torch.autograd.Function):
         return out
 
     @staticmethod
+    @autocast_off
     def backward(ctx, grad_out):
         q, k, v, out, lse, lidar_weight, camera_weight, scale, mask, eb1_flat = ctx.saved_tensors
         b, h, nq, d = q.shape
@@ -80,10 +79,10 @@ class _LocalBiasAttention(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         dq, dk, dv = attention_backward_with_lse(grad_out, q, k, v, out, lse, mask,
                                                  ctx.force_fallback, ctx.chunk_elements)
-        qs, go = flat_rows(q * sm, extra_row=True), flat_rows(grad_out, extra_row=True)
+        qs, go = flat_rows(q, extra_row=0.0).mul_(sm), flat_rows(grad_out, extra_row=0.0)
         kf, vf = flat_rows(k), flat_rows(v)
-        lse_flat = flat_rows(lse, extra_row=True)
-        row_term = flat_rows((grad_out.float() * out.float()).sum(-1), extra_row=True)  # D = rowsum(dO * O)
+        lse_flat = flat_rows(lse, extra_row=float('inf'))       # padded slots: P = 0
+        row_term = flat_rows((grad_out.float() * out.float()).sum(-1), extra_row=0.0)  # D = rowsum(dO * O)
         # the window corrections, accumulated key-major (the fused kernel's dk, dv usually
         # are: then no copy) and query-major
         dk_flat, dv_flat = flat_rows(dk), flat_rows(dv)
@@ -93,10 +92,7 @@ class _LocalBiasAttention(torch.autograd.Function):
         for gb in ctx.batches:
             kb, vb = gather(kf, gb.flat_k), gather(vf, gb.flat_k)
             qg, gog = gather(qs, gb.flat_q), gather(go, gb.flat_q)         # [G, h, Qm, d]
-            s = torch.matmul(qg, kb.transpose(-1, -2))
-            m = gb.mask(mask)
-            if m is not None:
-                s += m
+            s = gb.scores(qg, kb, mask)
             s -= gather(lse_flat, gb.flat_q)[..., None]
             p = s.exp_()                                  # what the fused backward assumed
             gs = torch.matmul(gog, vb.transpose(-1, -2))

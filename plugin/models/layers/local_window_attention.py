@@ -5,7 +5,7 @@ only the keys in a square window around its BEV cell and in a square window arou
 pixel in the view that sees it (DESIGN.md "AQR"). With the dense boolean [B, Q, K] mask
 that costs O(Q * K) memory and time; gathering every query's window keys costs
 O(Q * window keys * C) memory (keys and values: 2 x 2 samples x ~400 queries x 250 keys x
-128 channels x 4 B, about 400 MB on the synthetic config) and as much in the backward.
+128 channels x 4 B, about 200 MB on the synthetic config) and as much in the backward.
 
 Here the two windows are scored with the grouped-box scheme of `window_groups.py` and
 merged by log-sum-exp, exactly:
@@ -24,16 +24,13 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from .window_groups import GroupBatch, WindowPart, flat_rows, gather, group_batches, scatter_add, unflat_rows
+from .window_groups import (GroupBatch, WindowPart, autocast_off, flat_rows, gather, group_batches, scatter_add,
+                            unflat_rows)
 
 
-def _scores(qg: Tensor, kf: Tensor, mask: Optional[Tensor], gb: GroupBatch) -> Tensor:
+def _scores(qg: Tensor, kb: Tensor, mask: Optional[Tensor], gb: GroupBatch) -> Tensor:
     """[G, h, Qm, Kb] scores of a batch's members on their boxes, -inf outside their windows."""
-    s = torch.matmul(qg, gather(kf, gb.flat_k).transpose(-1, -2))
-    m = gb.mask(mask)
-    if m is not None:
-        s += m
-    return s.masked_fill_(gb.inside()[:, None] == 0, float('-inf'))
+    return gb.scores(qg, kb, mask).masked_fill_(gb.inside()[:, None] == 0, float('-inf'))
 
 
 def _finite(x: Tensor) -> Tensor:
@@ -44,9 +41,10 @@ def _finite(x: Tensor) -> Tensor:
 class _LocalWindowAttention(torch.autograd.Function):
 
     @staticmethod
+    @autocast_off
     def forward(ctx, q, k, v, parts, mask, chunk_elements):
         b, h, nq, d = q.shape
-        qs = flat_rows(q * (1.0 / math.sqrt(d)), extra_row=True)
+        qs = flat_rows(q, extra_row=0.0).mul_(1.0 / math.sqrt(d))
         kf, vf = flat_rows(k), flat_rows(v)
         batches = group_batches(parts, k.shape[2], h, d, chunk_elements)
         # per modality (BEV, camera): the normalised window output and its log-sum-exp
@@ -54,7 +52,7 @@ class _LocalWindowAttention(torch.autograd.Function):
         lses = qs.new_full((2, b * nq + 1, h), float('-inf'))
         for gb in batches:
             p = gb.part.index
-            s = _scores(gather(qs, gb.flat_q), kf, mask, gb)
+            s = _scores(gather(qs, gb.flat_q), gather(kf, gb.flat_k), mask, gb)
             lse = torch.logsumexp(s, -1)                                   # [G, h, Qm]
             probs = (s - _finite(lse)[..., None]).exp_()
             # padded member slots all land on the extra row: its value is never read
@@ -69,25 +67,27 @@ class _LocalWindowAttention(torch.autograd.Function):
         return out.to(q.dtype)
 
     @staticmethod
+    @autocast_off
     def backward(ctx, grad_out):
         q, k, v, out, lse, mask = ctx.saved_tensors
         b, h, nq, d = q.shape
         sm = 1.0 / math.sqrt(d)
-        qs, go = flat_rows(q * sm, extra_row=True), flat_rows(grad_out, extra_row=True)
+        qs, go = flat_rows(q, extra_row=0.0).mul_(sm), flat_rows(grad_out, extra_row=0.0)
         kf, vf = flat_rows(k), flat_rows(v)
-        lse = flat_rows(_finite(lse), extra_row=True)
-        row_term = flat_rows((grad_out.float() * out).sum(-1), extra_row=True)   # D = rowsum(dO * O)
+        lse = flat_rows(_finite(lse), extra_row=0.0)
+        row_term = flat_rows((grad_out.float() * out).sum(-1), extra_row=0.0)   # D = rowsum(dO * O)
         dq = torch.zeros_like(qs)
         dk = torch.zeros_like(kf)
         dv = torch.zeros_like(vf)
         for gb in ctx.batches:
             qg, gog = gather(qs, gb.flat_q), gather(go, gb.flat_q)         # [G, h, Qm, d]
-            s = _scores(qg, kf, mask, gb)
+            kb = gather(kf, gb.flat_k)
+            s = _scores(qg, kb, mask, gb)
             probs = (s - gather(lse, gb.flat_q)[..., None]).exp_()       # true P on the box
             ds = torch.matmul(gog, gather(vf, gb.flat_k).transpose(-1, -2))
             ds -= gather(row_term, gb.flat_q)[..., None]
             ds *= probs
-            scatter_add(dq, gb.flat_q, torch.matmul(ds, gather(kf, gb.flat_k)))
+            scatter_add(dq, gb.flat_q, torch.matmul(ds, kb))
             scatter_add(dk, gb.flat_k, torch.matmul(ds.transpose(-1, -2), qg))
             scatter_add(dv, gb.flat_k, torch.matmul(probs.transpose(-1, -2), gog))
         num_keys = k.shape[2]
@@ -105,13 +105,19 @@ def local_window_attention(q: Tensor, k: Tensor, v: Tensor, parts: List[WindowPa
         parts: the windows, from `window_groups.window_parts`.
         mask: optional additive float mask broadcastable to [B, heads, Q, K] (-inf = hidden
             key, e.g. image padding).
-        chunk_elements: memory budget (elements) of one group's scores / gathered keys.
+        chunk_elements: memory budget (elements) of one batch of groups' scores / gathered keys.
     Returns:
         [B, heads, Q, d]; zeros for a query without a visible window key.
     """
     num_keys = sum(p.rows * p.cols for p in parts)
     if k.shape[2] != num_keys or v.shape[2] != num_keys:
         raise ValueError(f'{k.shape[2]} keys, but the windows describe grids of {num_keys} keys')
+    for p in parts:
+        if tuple(p.row.shape) != (q.shape[0], q.shape[2]):
+            raise ValueError(f'the windows are given for {tuple(p.row.shape)} queries, attention has '
+                             f'{(q.shape[0], q.shape[2])}')
     if mask is not None:
+        if mask.dim() != 4:
+            raise ValueError(f'mask must be 4-D (broadcastable to [B, h, Q, K]), got {tuple(mask.shape)}')
         mask = mask.detach()
     return _LocalWindowAttention.apply(q, k, v, parts, mask, chunk_elements)

@@ -109,7 +109,7 @@ class LocalWindowBias:
         """The grouped windows `local_bias_attention` works on, built once and shared by
         every decoder layer that applies this bias (the windows depend on the centres
         only, which are fixed at construction)."""
-        key = (heads, head_dim)
+        key = (heads, head_dim, self.chunk_elements)
         if key not in self._batches:
             self._batches[key] = group_batches(self.parts(), self.num_keys, heads, head_dim,
                                                self.chunk_elements)

@@ -22,6 +22,7 @@ budget of elements.
 Key order (shared with `CmtTransformer.memory`): the H*W BEV keys first, row-major, then
 the V*h*w camera keys, view-major then row-major.
 """
+import functools
 from typing import List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
@@ -109,6 +110,15 @@ class GroupBatch(NamedTuple):
         from its separable row and column parts (saving it would cost Q x box keys)."""
         return (self.row_in[..., :, None] * self.col_in[..., None, :]).flatten(2)
 
+    def scores(self, qg: Tensor, kb: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """[G, h, Qm, Kb] scores of the members qg [G, h, Qm, d] (already scaled) on their
+        box keys kb [G, h, Kb, d], plus the additive mask."""
+        s = torch.matmul(qg, kb.transpose(-1, -2))
+        m = self.mask(mask)
+        if m is not None:
+            s += m
+        return s
+
     def mask(self, mask: Optional[Tensor]) -> Optional[Tensor]:
         """The additive mask [B or 1, h or 1, Q or 1, K] on the batch: [G, h or 1, Qm, Kb]."""
         if mask is None:
@@ -186,15 +196,28 @@ def _stack(part: WindowPart, groups, qm: int, box_r: int, box_c: int, nq: int, n
                       row_in.float(), col_in.float())
 
 
-def flat_rows(x: Tensor, extra_row: bool = False) -> Tensor:
-    """[B, h, N, *] (any strides) -> [B * N (+1), h, *] float, row-major over (B, N); a copy
-    only when x is not already stored N-major (head-split projections are). The extra
-    zero row is the target of padded member slots."""
+def flat_rows(x: Tensor, extra_row: Optional[float] = None) -> Tensor:
+    """[B, h, N, *] (any strides) -> [B * N (+1), h, *] float32, row-major over (B, N); a
+    copy only when x is not already stored N-major (head-split projections are) or not
+    float32. With `extra_row` a row of that value is appended: the target of padded member
+    slots (a new tensor, safe to modify in place)."""
     b, h, n = x.shape[:3]
     flat = x.float().transpose(1, 2).reshape(b * n, h, *x.shape[3:])
-    if extra_row:
-        flat = torch.cat([flat, flat.new_zeros(1, *flat.shape[1:])])
+    if extra_row is not None:
+        flat = torch.cat([flat, flat.new_full((1, *flat.shape[1:]), extra_row)])
     return flat
+
+
+def autocast_off(fn):
+    """Runs an autograd Function's forward / backward with autocast disabled: the window
+    terms are accumulated in float32 buffers (index_add_ refuses the half-precision
+    matmul results autocast would give, e.g. under mmengine's AmpOptimWrapper)."""
+    @functools.wraps(fn)
+    def wrapper(ctx, *args):
+        device = next(a.device.type for a in args if isinstance(a, Tensor))
+        with torch.autocast(device, enabled=False):
+            return fn(ctx, *args)
+    return wrapper
 
 
 def unflat_rows(flat: Tensor, b: int, n: int) -> Tensor:
