@@ -16,14 +16,14 @@ fused kernel's terms, and the bias gradient is the window's dS summed over heads
 
 How the window terms are computed: b is constant over one query's window in one modality
 (scale * lidar_weight on its BEV window, scale * camera_weight on its camera window), so
-the grouped-box scheme of `window_groups.py` applies: a group of nearby queries scores a
-box holding their windows with one matmul, then zeroes the entries outside each member's
-own window (exact); groups are stacked into batches that share every op.
+the grouped-box scheme of `window_groups.py` applies: a group of nearby queries scores the
+bounding box of their windows with one matmul, then zeroes the entries outside each
+member's own window. That is exact.
 
-Extra memory is O(Q * h * d) plus a few per-batch buffers of at most `bias.chunk_elements`
-numbers (groups x heads x members x box keys scores, groups x box keys x heads x d
-gathers; only a single window wider than that exceeds it), never O(Q * K); the scores
-are recomputed in the backward. Without the private fused CPU kernel (CUDA, other torch versions) the
+Extra memory is O(Q * h * d) plus a few per-group buffers of at most `bias.chunk_elements`
+numbers (heads x members x box keys scores, box keys x heads x d gathers; only a single
+window wider than that exceeds it), never O(Q * K); the groups' scores are recomputed in
+the backward. Without the private fused CPU kernel (CUDA, other torch versions) the
 unbiased pass is the chunked fallback, its [heads, query chunk, K] blocks bounded by
 the same budget.
 """
@@ -34,85 +34,78 @@ import torch
 from torch import Tensor
 
 from .fused_attention_ops import attention_backward_with_lse, attention_with_lse
-from .window_groups import autocast_off, flat_rows, gather, scatter_add, unflat_rows
+from .window_groups import add_to_box, autocast_off, gather_box
 
 
 class _LocalBiasAttention(torch.autograd.Function):
-    """Per batch of groups: members [G, h, Qm, d], box keys [G, h, Kb, d], scores
-    [G, h, Qm, Kb]; per-query sums are accumulated in flat [B * Q + 1, h, ...] buffers."""
+    """Per group: queries [h, Qg, d], box keys [h, Kb, d], scores [h, Qg, Kb]."""
 
     @staticmethod
     @autocast_off
-    def forward(ctx, q, k, v, lidar_weight, camera_weight, scale, batches, mask,
+    def forward(ctx, q, k, v, lidar_weight, camera_weight, scale, groups, mask,
                 chunk_elements, force_fallback):
         b, h, nq, d = q.shape
+        sm = 1.0 / math.sqrt(d)
         o0, lse0 = attention_with_lse(q, k, v, mask, force_fallback, chunk_elements)
         # e^b - 1 per (lidar, camera) x query: b is constant over one query's window
         eb1 = torch.expm1(scale.float() * torch.stack([lidar_weight.float(), camera_weight.float()]))
-        eb1_flat = torch.cat([eb1.flatten(1), eb1.new_zeros(2, 1)], 1)           # [2, B * Q + 1]
-        qs = flat_rows(q, extra_row=0.0).mul_(1.0 / math.sqrt(d))
-        # padded member slots: log-sum-exp +inf, so their exp(s - L) is 0 whatever the mask
-        lse0_flat = flat_rows(lse0, extra_row=float('inf'))
-        kf, vf = flat_rows(k), flat_rows(v)
-        s_sum = torch.zeros_like(lse0_flat)
-        corr = torch.zeros_like(qs)
-        for gb in batches:
-            s = gb.scores(gather(qs, gb.flat_q), gather(kf, gb.flat_k), mask)
-            s -= gather(lse0_flat, gb.flat_q)[..., None]
+        qs = (q.float() * sm).contiguous()   # index_select on Q copies a strided source whole
+        lse0 = lse0.contiguous()
+        s_sum = lse0.new_zeros(b, h, nq)
+        corr = lse0.new_zeros(b, h, nq, d)
+        for g in groups:
+            i, qi = g.sample, g.queries
+            s = g.scores(qs, gather_box(g, k), mask)                       # [h, Qg, Kb]
+            s -= lse0[i].index_select(1, qi)[..., None]
             # p0 (e^b - 1) on the window keys, 0 on the rest of the box
-            c = s.exp_().mul_((gb.inside() * eb1_flat[gb.part.index][gb.flat_q][..., None])[:, None])
-            scatter_add(s_sum, gb.flat_q, c.sum(-1))
-            scatter_add(corr, gb.flat_q, torch.matmul(c, gather(vf, gb.flat_k)))
-        s_sum, corr = unflat_rows(s_sum, b, nq), unflat_rows(corr, b, nq)
+            c = s.exp_().mul_(g.inside() * eb1[g.part.index, i, qi, None])
+            s_sum[i].index_add_(1, qi, c.sum(-1))
+            corr[i].index_add_(1, qi, torch.matmul(c, gather_box(g, v)))
         lse = lse0 + torch.log1p(s_sum)
         out = ((o0.float() + corr) / (1.0 + s_sum)[..., None]).to(q.dtype)
-        ctx.save_for_backward(q, k, v, out, lse, lidar_weight, camera_weight, scale, mask, eb1_flat)
-        ctx.batches, ctx.chunk_elements, ctx.force_fallback = batches, chunk_elements, force_fallback
+        ctx.save_for_backward(q, k, v, out, lse, lidar_weight, camera_weight, scale, mask, eb1)
+        ctx.groups, ctx.chunk_elements, ctx.force_fallback = groups, chunk_elements, force_fallback
         return out
 
     @staticmethod
     @autocast_off
     def backward(ctx, grad_out):
-        q, k, v, out, lse, lidar_weight, camera_weight, scale, mask, eb1_flat = ctx.saved_tensors
+        q, k, v, out, lse, lidar_weight, camera_weight, scale, mask, eb1 = ctx.saved_tensors
         b, h, nq, d = q.shape
         sm = 1.0 / math.sqrt(d)
         grad_out = grad_out.contiguous()
         dq, dk, dv = attention_backward_with_lse(grad_out, q, k, v, out, lse, mask,
                                                  ctx.force_fallback, ctx.chunk_elements)
-        qs, go = flat_rows(q, extra_row=0.0).mul_(sm), flat_rows(grad_out, extra_row=0.0)
-        kf, vf = flat_rows(k), flat_rows(v)
-        lse_flat = flat_rows(lse, extra_row=float('inf'))       # padded slots: P = 0
-        row_term = flat_rows((grad_out.float() * out.float()).sum(-1), extra_row=0.0)  # D = rowsum(dO * O)
-        # the window corrections, accumulated key-major (the fused kernel's dk, dv usually
-        # are: then no copy) and query-major
-        dk_flat, dv_flat = flat_rows(dk), flat_rows(dv)
+        # the window corrections are added in place, through box views of dk and dv
+        dk, dv = dk.float(), dv.float()
+        qs, go = (q.float() * sm).contiguous(), grad_out.float()   # grad_out: contiguous above
+        lse_c = lse.contiguous()
+        row_term = (go * out.float()).sum(-1)                              # D = rowsum(dO * O) [B, h, Q]
         dq_corr = torch.zeros_like(qs)
         # d loss / d b per (lidar, camera) x query: the window's true dS summed over heads, keys
-        db = torch.zeros_like(eb1_flat)
-        for gb in ctx.batches:
-            kb, vb = gather(kf, gb.flat_k), gather(vf, gb.flat_k)
-            qg, gog = gather(qs, gb.flat_q), gather(go, gb.flat_q)         # [G, h, Qm, d]
-            s = gb.scores(qg, kb, mask)
-            s -= gather(lse_flat, gb.flat_q)[..., None]
+        db = torch.zeros_like(eb1)
+        for g in ctx.groups:
+            i, qi = g.sample, g.queries
+            kb, vb = gather_box(g, k), gather_box(g, v)
+            qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)    # [h, Qg, d]
+            s = g.scores(qs, kb, mask)
+            s -= lse_c[i].index_select(1, qi)[..., None]
             p = s.exp_()                                  # what the fused backward assumed
-            gs = torch.matmul(gog, vb.transpose(-1, -2))
-            gs -= gather(row_term, gb.flat_q)[..., None]
+            gs = torch.matmul(gog, vb.transpose(1, 2))
+            gs -= row_term[i].index_select(1, qi)[..., None]
             gs *= p                                       # fused dS
             # on the window keys the true dS is e^b times the fused one: the bias gradient
             # is its sum, (e + 1) * sum(fused dS), and the corrections are e * fused terms
-            inside = gb.inside()                          # [G, Qm, Kb]
-            e = eb1_flat[gb.part.index][gb.flat_q]        # [G, Qm]
-            db[gb.part.index].index_add_(0, gb.flat_q.flatten(),
-                                         ((gs.sum(1) * inside).sum(-1) * (e + 1.0)).flatten())
-            correction = (inside * e[..., None])[:, None]  # zero outside the windows
+            inside = g.inside()
+            e = eb1[g.part.index, i, qi]                 # [Qg]
+            db[g.part.index, i].index_add_(0, qi, (gs.sum(0) * inside).sum(-1) * (e + 1.0))
+            correction = inside * e[:, None]              # [Qg, Kb], zero outside the windows
             gs *= correction                              # true dS - fused dS
             p *= correction                               # true P - fused P
-            scatter_add(dq_corr, gb.flat_q, torch.matmul(gs, kb))
-            scatter_add(dk_flat, gb.flat_k, torch.matmul(gs.transpose(-1, -2), qg))
-            scatter_add(dv_flat, gb.flat_k, torch.matmul(p.transpose(-1, -2), gog))
-        dq = dq.float() + unflat_rows(dq_corr, b, nq) * sm
-        dk, dv = unflat_rows(dk_flat, b, k.shape[2]), unflat_rows(dv_flat, b, v.shape[2])
-        db = db[:, :b * nq].view(2, b, nq)
+            dq_corr[i].index_add_(1, qi, torch.matmul(gs, kb))
+            add_to_box(g, dk, torch.matmul(gs.transpose(1, 2), qg))
+            add_to_box(g, dv, torch.matmul(p.transpose(1, 2), gog))
+        dq = dq.float() + dq_corr * sm
         s = scale.float()
         d_lidar = (s * db[0]).to(lidar_weight.dtype) if ctx.needs_input_grad[3] else None
         d_cam = (s * db[1]).to(camera_weight.dtype) if ctx.needs_input_grad[4] else None
@@ -155,7 +148,7 @@ def local_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, mask: Optional[T
         else:
             dead = None
     out = _LocalBiasAttention.apply(q, k, v, bias.lidar_weight, bias.camera_weight, bias.scale,
-                                    bias.group_batches(h, q.shape[-1]), mask, bias.chunk_elements, force_fallback)
+                                    bias.groups(h, q.shape[-1]), mask, bias.chunk_elements, force_fallback)
     if dead is not None:
         out = out.masked_fill(dead.expand(*out.shape[:-1], 1), 0.0)
     return out

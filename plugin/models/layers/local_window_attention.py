@@ -16,7 +16,7 @@ merged by log-sum-exp, exactly:
 (each query is in exactly one group per modality, so o_p and L_p are written, not summed).
 The backward recomputes each group's scores and applies the usual softmax backward with
 P = exp(s - L), D = rowsum(dO * O). A query with no visible window key gets zeros.
-Extra memory: O(Q * h * d) per modality plus per-batch buffers within `chunk_elements`.
+Extra memory: O(Q * h * d) per modality plus per-group buffers within `chunk_elements`.
 """
 import math
 from typing import List, Optional
@@ -24,13 +24,12 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from .window_groups import (GroupBatch, WindowPart, autocast_off, flat_rows, gather, group_batches, scatter_add,
-                            unflat_rows)
+from .window_groups import WindowGroup, WindowPart, add_to_box, autocast_off, gather_box, group_queries
 
 
-def _scores(qg: Tensor, kb: Tensor, mask: Optional[Tensor], gb: GroupBatch) -> Tensor:
-    """[G, h, Qm, Kb] scores of a batch's members on their boxes, -inf outside their windows."""
-    return gb.scores(qg, kb, mask).masked_fill_(gb.inside()[:, None] == 0, float('-inf'))
+def _group_scores(qs: Tensor, kb: Tensor, mask: Optional[Tensor], g: WindowGroup) -> Tensor:
+    """[h, Qg, Kb] scores of a group's queries on its box keys kb, -inf outside their windows."""
+    return g.scores(qs, kb, mask).masked_fill_(g.inside() == 0, float('-inf'))
 
 
 def _finite(x: Tensor) -> Tensor:
@@ -44,26 +43,22 @@ class _LocalWindowAttention(torch.autograd.Function):
     @autocast_off
     def forward(ctx, q, k, v, parts, mask, chunk_elements):
         b, h, nq, d = q.shape
-        qs = flat_rows(q, extra_row=0.0).mul_(1.0 / math.sqrt(d))
-        kf, vf = flat_rows(k), flat_rows(v)
-        batches = group_batches(parts, k.shape[2], h, d, chunk_elements)
+        qs = (q.float() * (1.0 / math.sqrt(d))).contiguous()
+        groups = group_queries(parts, h, d, chunk_elements)
         # per modality (BEV, camera): the normalised window output and its log-sum-exp
-        outs = qs.new_zeros(2, b * nq + 1, h, d)
-        lses = qs.new_full((2, b * nq + 1, h), float('-inf'))
-        for gb in batches:
-            p = gb.part.index
-            s = _scores(gather(qs, gb.flat_q), gather(kf, gb.flat_k), mask, gb)
-            lse = torch.logsumexp(s, -1)                                   # [G, h, Qm]
+        outs = qs.new_zeros(2, b, h, nq, d)
+        lses = qs.new_full((2, b, h, nq), float('-inf'))
+        for g in groups:
+            i, qi, p = g.sample, g.queries, g.part.index
+            s = _group_scores(qs, gather_box(g, k), mask, g)
+            lse = torch.logsumexp(s, -1)                                   # [h, Qg]
             probs = (s - _finite(lse)[..., None]).exp_()
-            # padded member slots all land on the extra row: its value is never read
-            lses[p].index_copy_(0, gb.flat_q.flatten(), lse.transpose(1, 2).reshape(-1, h))
-            outs[p].index_copy_(0, gb.flat_q.flatten(),
-                                torch.matmul(probs, gather(vf, gb.flat_k)).transpose(1, 2).reshape(-1, h, d))
+            lses[p, i].index_copy_(1, qi, lse)
+            outs[p, i].index_copy_(1, qi, torch.matmul(probs, gather_box(g, v)))
         lse = torch.logaddexp(lses[0], lses[1])
         out = (torch.exp(lses - _finite(lse))[..., None] * outs).sum(0)
-        out, lse = unflat_rows(out, b, nq), unflat_rows(lse, b, nq)
         ctx.save_for_backward(q, k, v, out, lse, mask)
-        ctx.batches = batches
+        ctx.groups = groups
         return out.to(q.dtype)
 
     @staticmethod
@@ -72,27 +67,26 @@ class _LocalWindowAttention(torch.autograd.Function):
         q, k, v, out, lse, mask = ctx.saved_tensors
         b, h, nq, d = q.shape
         sm = 1.0 / math.sqrt(d)
-        qs, go = flat_rows(q, extra_row=0.0).mul_(sm), flat_rows(grad_out, extra_row=0.0)
-        kf, vf = flat_rows(k), flat_rows(v)
-        lse = flat_rows(_finite(lse), extra_row=0.0)
-        row_term = flat_rows((grad_out.float() * out).sum(-1), extra_row=0.0)   # D = rowsum(dO * O)
+        qs, go = (q.float() * sm).contiguous(), grad_out.float().contiguous()
+        lse = _finite(lse)
+        row_term = (go * out).sum(-1)                                      # D = rowsum(dO * O)
         dq = torch.zeros_like(qs)
-        dk = torch.zeros_like(kf)
-        dv = torch.zeros_like(vf)
-        for gb in ctx.batches:
-            qg, gog = gather(qs, gb.flat_q), gather(go, gb.flat_q)         # [G, h, Qm, d]
-            kb = gather(kf, gb.flat_k)
-            s = _scores(qg, kb, mask, gb)
-            probs = (s - gather(lse, gb.flat_q)[..., None]).exp_()       # true P on the box
-            ds = torch.matmul(gog, gather(vf, gb.flat_k).transpose(-1, -2))
-            ds -= gather(row_term, gb.flat_q)[..., None]
+        # key-major buffers, so that a group's box is a strided view with contiguous rows
+        dk = qs.new_zeros(b, k.shape[2], h, d).transpose(1, 2)
+        dv = qs.new_zeros(b, v.shape[2], h, d).transpose(1, 2)
+        for g in ctx.groups:
+            i, qi = g.sample, g.queries
+            kb = gather_box(g, k)
+            s = _group_scores(qs, kb, mask, g)
+            probs = (s - lse[i].index_select(1, qi)[..., None]).exp_()   # true P on the box
+            qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)
+            ds = torch.matmul(gog, gather_box(g, v).transpose(1, 2))
+            ds -= row_term[i].index_select(1, qi)[..., None]
             ds *= probs
-            scatter_add(dq, gb.flat_q, torch.matmul(ds, kb))
-            scatter_add(dk, gb.flat_k, torch.matmul(ds.transpose(-1, -2), qg))
-            scatter_add(dv, gb.flat_k, torch.matmul(probs.transpose(-1, -2), gog))
-        num_keys = k.shape[2]
-        return ((unflat_rows(dq, b, nq) * sm).to(q.dtype), unflat_rows(dk, b, num_keys).to(k.dtype),
-                unflat_rows(dv, b, num_keys).to(v.dtype), None, None, None)
+            dq[i].index_add_(1, qi, torch.matmul(ds, kb))
+            add_to_box(g, dk, torch.matmul(ds.transpose(1, 2), qg))
+            add_to_box(g, dv, torch.matmul(probs.transpose(1, 2), gog))
+        return (dq * sm).to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
 
 
 def local_window_attention(q: Tensor, k: Tensor, v: Tensor, parts: List[WindowPart],
@@ -105,7 +99,7 @@ def local_window_attention(q: Tensor, k: Tensor, v: Tensor, parts: List[WindowPa
         parts: the windows, from `window_groups.window_parts`.
         mask: optional additive float mask broadcastable to [B, heads, Q, K] (-inf = hidden
             key, e.g. image padding).
-        chunk_elements: memory budget (elements) of one batch of groups' scores / gathered keys.
+        chunk_elements: memory budget (elements) of one group's scores / gathered keys.
     Returns:
         [B, heads, Q, d]; zeros for a query without a visible window key.
     """

@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .local_bias_attention import local_bias_attention
-from .window_groups import GroupBatch, WindowPart, group_batches, window_parts
+from .window_groups import WindowGroup, WindowPart, group_queries, window_parts
 
 WindowSize = Union[int, Sequence[int]]
 
@@ -89,7 +89,7 @@ class LocalWindowBias:
         self.lidar_weight, self.camera_weight = lidar_weight, camera_weight
         self.scale = scale if isinstance(scale, Tensor) else lidar_weight.new_tensor(float(scale))
         self.chunk_elements = chunk_elements
-        self._batches = {}
+        self._groups = {}
 
     @property
     def num_bev_keys(self) -> int:
@@ -105,15 +105,14 @@ class LocalWindowBias:
         return window_parts(self.bev_shape, self.cam_shape, self.bev_center, self.cam_center,
                             self.bev_window, self.cam_window)
 
-    def group_batches(self, heads: int, head_dim: int) -> List[GroupBatch]:
+    def groups(self, heads: int, head_dim: int) -> List[WindowGroup]:
         """The grouped windows `local_bias_attention` works on, built once and shared by
-        every decoder layer that applies this bias (the windows depend on the centres
-        only, which are fixed at construction)."""
+        every decoder layer that applies this bias (they depend on the centres only,
+        which are fixed at construction)."""
         key = (heads, head_dim, self.chunk_elements)
-        if key not in self._batches:
-            self._batches[key] = group_batches(self.parts(), self.num_keys, heads, head_dim,
-                                               self.chunk_elements)
-        return self._batches[key]
+        if key not in self._groups:
+            self._groups[key] = group_queries(self.parts(), heads, head_dim, self.chunk_elements)
+        return self._groups[key]
 
     def window_keys(self) -> Tuple[Tensor, Tensor, int]:
         """Key index [B, Q, n] of every window slot, its validity [B, Q, n] and how many of

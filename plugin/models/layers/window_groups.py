@@ -7,32 +7,24 @@ camera maps stacked view over view into a (V*h) x w grid, windows never crossing
 
 Computing a window term per query (gather its window keys, reduce elementwise) is slow on
 CPU and its index tensors are large. Instead queries are grouped by the grid tile their
-window centre falls in (tiles never cross a camera view); a group reads one box of keys
-that holds all its members' windows, scores it with a matmul and zeroes (or masks) the
-entries outside each member's own window. Nearby queries share most of their window keys,
-so the box is little larger than the union of the windows, and a matmul over a box beats
-a broadcast multiply + sum over the same numbers.
-
-All boxes of a part have the same size (tile + window - 1, shifted to lie inside the grid
-and the view), so groups are stacked into `GroupBatch`es and every op runs once per batch
-of groups, not once per group: at the synthetic size, with many small groups, the fixed
-cost per op dominates otherwise. A batch's buffers (scores, gathered keys) stay within a
-budget of elements.
+window centre falls in; a group reads the bounding box of its members' windows once as a
+strided view of the key tensor (no index tensors), scores it with one batched matmul and
+zeroes (or masks) the entries outside each member's own window. Nearby queries share most
+of their window keys, so the box is little larger than the union of the windows, and a
+matmul over a box beats a broadcast multiply + sum over the same numbers.
 
 Key order (shared with `CmtTransformer.memory`): the H*W BEV keys first, row-major, then
 the V*h*w camera keys, view-major then row-major.
 """
 import functools
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import List, NamedTuple, Optional, Sequence
 
 import torch
 from torch import Tensor
 
-#: cost model of one group, forward + backward, on CPU: a fixed cost (the box's gather and
-#: scatter, the group's share of the per-batch ops) and a cost per member and box key.
-#: Checked by sweeping the tile at the synthetic size (64 x 64 BEV, window 15, ~450
-#: queries per sample, interleaved runs): 11-16 cells are best (1.56-1.61x unbiased SDPA
-#: per call), 6 cells 2.2x, 24 cells 1.8x; the model picks 16.
+#: cost model of one group, forward + backward (CPU, from profiles of the attention
+#: benchmark and the synthetic model): ~1 ms of fixed cost (~70 small ops of Python and
+#: dispatch, box copies), plus the box's scores and products per member and box key.
 GROUP_OVERHEAD_S = 1e-3
 QUERY_BOX_KEY_S = 80e-9
 
@@ -91,121 +83,116 @@ def window_parts(bev_shape: Optional[Sequence[int]], cam_shape: Optional[Sequenc
     return parts
 
 
-class GroupBatch(NamedTuple):
-    """G groups of one part, stacked: each has up to Qm member queries (padded) and a box
-    of Kb = BR x BC keys. Flat indices address [B * Q (+1), h, ...] / [B * K, h, ...]
-    buffers (`flat_rows`); padded member slots point at the extra row B * Q, whose values
-    are thrown away. Batched tensors are [G, h, members, box keys]."""
+class WindowGroup(NamedTuple):
+    """Queries of one sample sharing the bounding box rows r0:r1, cols c0:c1 of their
+    windows on one part's grid (within one camera view)."""
     part: WindowPart
-    samples: Tensor   # [G] long
-    queries: Tensor   # [G, Qm] long, query index in its sample (padding: 0)
-    flat_q: Tensor    # [G, Qm] long, sample * Q + query (padding: B * Q)
-    keys: Tensor      # [G, Kb] long, key index in its sample (box, row-major)
-    flat_k: Tensor    # [G, Kb] long, sample * K + key
-    row_in: Tensor    # [G, Qm, BR] float 1/0: box row in the member's window (0 for padding)
-    col_in: Tensor    # [G, Qm, BC] float 1/0
+    sample: int
+    queries: Tensor  # [Qg] query indices
+    r0: int
+    r1: int          # exclusive
+    c0: int
+    c1: int          # exclusive
+    row_in: Tensor   # [Qg, box rows] float 1/0: the row is in the query's window
+    col_in: Tensor   # [Qg, box cols] float 1/0: the column is in the query's window
 
-    def inside(self) -> Tensor:
-        """[G, Qm, Kb] float 1/0: the box key is in that member's window. Built when used,
-        from its separable row and column parts (saving it would cost Q x box keys)."""
-        return (self.row_in[..., :, None] * self.col_in[..., None, :]).flatten(2)
+    def box(self, x: Tensor) -> Tensor:
+        """The box of `x` [B, h, K, d] (any strides) as a [box rows, box cols, h, d] view,
+        so that a gather is one strided copy and a scatter one in-place add, with no index
+        tensors. Keys outermost: attention modules' head-split projections (and the
+        fused kernel's key gradients) are stored key-major, [B, K, h, d], so the box's
+        rows are then contiguous runs of box cols x h x d numbers."""
+        p = self.part
+        grid = x[self.sample].transpose(0, 1)[p.offset:p.offset + p.rows * p.cols]
+        return grid.unflatten(0, (p.rows, p.cols))[self.r0:self.r1, self.c0:self.c1]
 
-    def scores(self, qg: Tensor, kb: Tensor, mask: Optional[Tensor]) -> Tensor:
-        """[G, h, Qm, Kb] scores of the members qg [G, h, Qm, d] (already scaled) on their
-        box keys kb [G, h, Kb, d], plus the additive mask."""
-        s = torch.matmul(qg, kb.transpose(-1, -2))
-        m = self.mask(mask)
+    def scores(self, qs: Tensor, kb: Tensor, mask: Optional[Tensor]) -> Tensor:
+        """[h, Qg, Kb] scores of the members (rows of qs [B, h, Q, d], already scaled) on
+        the box keys kb [h, Kb, d], plus the additive mask."""
+        s = torch.matmul(qs[self.sample].index_select(1, self.queries), kb.transpose(1, 2))
+        m = group_mask(mask, self)
         if m is not None:
             s += m
         return s
 
-    def mask(self, mask: Optional[Tensor]) -> Optional[Tensor]:
-        """The additive mask [B or 1, h or 1, Q or 1, K] on the batch: [G, h or 1, Qm, Kb]."""
-        if mask is None:
-            return None
-        s = self.samples if mask.shape[0] > 1 else torch.zeros_like(self.samples)
-        q = self.queries if mask.shape[2] > 1 else torch.zeros_like(self.queries)
-        m = mask.permute(0, 2, 3, 1)[s[:, None, None], q[:, :, None], self.keys[:, None, :]]
-        return m.permute(0, 3, 1, 2).float()
+    def inside(self) -> Tensor:
+        """[Qg, Kb] float 1/0: the box key is in that query's window. Built when used,
+        from its separable row and column parts (saving it would cost Q x box keys)."""
+        return (self.row_in[:, :, None] * self.col_in[:, None, :]).flatten(1)
+
+    def keys(self) -> Tensor:
+        """Key indices of the box, row-major [Kb] (only needed to gather a mask)."""
+        p, device = self.part, self.queries.device
+        rows = torch.arange(self.r0, self.r1, device=device)
+        cols = torch.arange(self.c0, self.c1, device=device)
+        return p.offset + (rows[:, None] * p.cols + cols).reshape(-1)
 
 
-def group_batches(parts: List[WindowPart], num_keys: int, heads: int, head_dim: int,
-                  budget: int) -> List[GroupBatch]:
-    """Queries grouped by window-centre tile (`tile_size`, within one view), a tile split
-    into groups of at most `budget // (heads * box keys)` members, and the groups stacked
-    into batches whose scores (groups x heads x members x box keys) and gathered keys
-    (groups x box keys x heads x head_dim) fit in `budget` elements (a single group may
-    exceed it only when one window alone does: the tile shrinks to fit). Within one part
-    every query with a window is in exactly one group."""
-    batches = []
+def _box_group(part: WindowPart, sample: int, queries: List[int], rows: List[int], cols: List[int],
+               device) -> WindowGroup:
+    """The group of `queries` (centres rows/cols, all in one view) with the bounding box
+    of their windows, clipped to that view."""
+    top = rows[0] // part.block * part.block
+    r0, r1 = max(top, min(rows) - part.radius), min(top + part.block, max(rows) + part.radius + 1)
+    c0, c1 = max(0, min(cols) - part.radius), min(part.cols, max(cols) + part.radius + 1)
+    kr = torch.arange(r0, r1, device=device)
+    kc = torch.arange(c0, c1, device=device)
+    qr = torch.tensor(rows, device=device)[:, None]
+    qc = torch.tensor(cols, device=device)[:, None]
+    return WindowGroup(part, sample, torch.tensor(queries, device=device), r0, r1, c0, c1,
+                       ((kr - qr).abs() <= part.radius).float(), ((kc - qc).abs() <= part.radius).float())
+
+
+def group_queries(parts: List[WindowPart], heads: int, head_dim: int, budget: int) -> List[WindowGroup]:
+    """Queries grouped by window-centre tile (`tile_size`, within one view); a group is
+    halved until its scores (heads x members x box keys) and its gathered keys (box keys x
+    heads x head_dim) fit in `budget` elements, or it is down to one query (then its
+    window alone is the box). Within one part every query with a window is in exactly
+    one group."""
+    groups = []
     for part in parts:
-        b, nq = part.row.shape
         device = part.row.device
-        side = 2 * part.radius
-        tile = tile_size(part, int(part.has.sum()) // max(b, 1))
-        # smaller tiles when one group's box would not fit the budget
-        while tile > 1 and heads * head_dim * min(tile + side, part.block) * min(tile + side, part.cols) > budget:
-            tile -= 1
-        box_r, box_c = min(tile + side, part.block), min(tile + side, part.cols)
-        box_keys = box_r * box_c
-        cap = max(1, budget // (heads * box_keys))
-        groups: List[Tuple[int, int, int, List[int]]] = []       # (sample, r0, c0, members)
         for i, (rows, cols, has) in enumerate(zip(part.row.tolist(), part.col.tolist(), part.has.tolist())):
+            tile = tile_size(part, sum(has))
             tiles = {}
             for qi, (r, c, ok) in enumerate(zip(rows, cols, has)):
                 if ok:
-                    tiles.setdefault((r // part.block, r % part.block // tile, c // tile), []).append(qi)
-            for (view, tr, tc), members in tiles.items():
-                # the fixed-size box holding the tile's windows, shifted into the view
-                top = view * part.block
-                r0 = min(max(top + tr * tile - part.radius, top), top + part.block - box_r)
-                c0 = min(max(tc * tile - part.radius, 0), part.cols - box_c)
-                for start in range(0, len(members), cap):
-                    groups.append((i, r0, c0, members[start:start + cap]))
-        groups.sort(key=lambda g: -len(g[3]))
-        while groups:
-            qm = len(groups[0][3])
-            per_group = heads * max(qm, head_dim) * box_keys
-            n = max(1, min(len(groups), budget // per_group))
-            batches.append(_stack(part, groups[:n], qm, box_r, box_c, nq, num_keys, device))
-            groups = groups[n:]
-    return batches
+                    key = (r // part.block, r % part.block // tile, c // tile)
+                    tiles.setdefault(key, []).append(qi)
+            for members in tiles.values():
+                pending = [members]
+                while pending:
+                    m = pending.pop()
+                    g = _box_group(part, i, m, [rows[q] for q in m], [cols[q] for q in m], device)
+                    box_keys = g.row_in.shape[1] * g.col_in.shape[1]
+                    if len(m) > 1 and heads * max(len(m), head_dim) * box_keys > budget:
+                        pending += [m[:len(m) // 2], m[len(m) // 2:]]
+                    else:
+                        groups.append(g)
+    return groups
 
 
-def _stack(part: WindowPart, groups, qm: int, box_r: int, box_c: int, nq: int, num_keys: int,
-           device) -> GroupBatch:
-    g = len(groups)
-    samples = torch.tensor([s for s, _, _, _ in groups], device=device)
-    origin = torch.tensor([[r0, c0] for _, r0, c0, _ in groups], device=device)
-    queries = torch.zeros(g, qm, dtype=torch.long)
-    filled = torch.zeros(g, qm, dtype=torch.bool)
-    for j, (_, _, _, members) in enumerate(groups):
-        queries[j, :len(members)] = torch.tensor(members)
-        filled[j, :len(members)] = True
-    queries, filled = queries.to(device), filled.to(device)
-    batch = part.row.shape[0]
-    flat_q = torch.where(filled, samples[:, None] * nq + queries, batch * nq)
-    box_rows = origin[:, :1] + torch.arange(box_r, device=device)              # [G, BR]
-    box_cols = origin[:, 1:] + torch.arange(box_c, device=device)              # [G, BC]
-    keys = part.offset + (box_rows[:, :, None] * part.cols + box_cols[:, None, :]).flatten(1)
-    q_row = part.row[samples[:, None], queries]                                # [G, Qm]
-    q_col = part.col[samples[:, None], queries]
-    row_in = ((box_rows[:, None, :] - q_row[..., None]).abs() <= part.radius) & filled[..., None]
-    col_in = (box_cols[:, None, :] - q_col[..., None]).abs() <= part.radius
-    return GroupBatch(part, samples, queries, flat_q, keys, samples[:, None] * num_keys + keys,
-                      row_in.float(), col_in.float())
+def group_mask(mask: Optional[Tensor], g: WindowGroup) -> Optional[Tensor]:
+    """The additive mask [B or 1, h or 1, Q or 1, K] of a group: [h or 1, Qg or 1, Kb]
+    (None without mask)."""
+    if mask is None:
+        return None
+    m = mask[g.sample if mask.shape[0] > 1 else 0]               # [h or 1, Q or 1, K]
+    m = m if m.shape[1] == 1 else m.index_select(1, g.queries)
+    return m.index_select(2, g.keys()).float()
 
 
-def flat_rows(x: Tensor, extra_row: Optional[float] = None) -> Tensor:
-    """[B, h, N, *] (any strides) -> [B * N (+1), h, *] float32, row-major over (B, N); a
-    copy only when x is not already stored N-major (head-split projections are) or not
-    float32. With `extra_row` a row of that value is appended: the target of padded member
-    slots (a new tensor, safe to modify in place)."""
-    b, h, n = x.shape[:3]
-    flat = x.float().transpose(1, 2).reshape(b * n, h, *x.shape[3:])
-    if extra_row is not None:
-        flat = torch.cat([flat, flat.new_full((1, *flat.shape[1:]), extra_row)])
-    return flat
+def gather_box(g: WindowGroup, x: Tensor) -> Tensor:
+    """The box keys of x [B, h, K, d] as [h, Kb, d] float: one copy into a key-major
+    [Kb, h, d] buffer, then a view (batched matmuls take the row stride h * d)."""
+    box = g.box(x)
+    return box.reshape(-1, *box.shape[2:]).float().transpose(0, 1)
+
+
+def add_to_box(g: WindowGroup, grad: Tensor, update: Tensor):
+    """grad[box keys] += update ([h, Kb, d]), in place through the box view."""
+    box = g.box(grad)
+    box += update.transpose(0, 1).view(box.shape)
 
 
 def autocast_off(fn):
@@ -218,19 +205,3 @@ def autocast_off(fn):
         with torch.autocast(device, enabled=False):
             return fn(ctx, *args)
     return wrapper
-
-
-def unflat_rows(flat: Tensor, b: int, n: int) -> Tensor:
-    """Inverse of `flat_rows` (dropping an extra row): [B, h, N, *] view."""
-    return flat[:b * n].view(b, n, *flat.shape[1:]).transpose(1, 2)
-
-
-def gather(flat: Tensor, index: Tensor) -> Tensor:
-    """Rows `index` [G, N] of flat [M, h, *] as [G, h, N, *] (a transposed view of one
-    contiguous row gather; batched matmuls copy it into their layout once)."""
-    return flat.index_select(0, index.flatten()).view(*index.shape, *flat.shape[1:]).transpose(1, 2)
-
-
-def scatter_add(flat: Tensor, index: Tensor, values: Tensor):
-    """flat[index] += values, with values [G, h, N, *] in `gather`'s layout, in place."""
-    flat.index_add_(0, index.flatten(), values.transpose(1, 2).reshape(-1, *flat.shape[1:]))
