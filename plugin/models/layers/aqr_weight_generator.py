@@ -28,6 +28,7 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS
 
 from ..utils.projection import bev_cells, denormalize_points, first_view_cells
+from .biased_attention import combine_masks
 from .local_window_attention import local_window_attention
 from .local_window_bias import split_window_size
 from .window_groups import window_parts
@@ -107,10 +108,7 @@ class AQRWeightGenerator(BaseModule):
         q = self.q_proj(query + query_pos).view(b, nq, h, -1).transpose(1, 2)
         k = self.k_proj(memory + memory_pos).view(b, -1, h, c // h).transpose(1, 2)
         v = self.v_proj(memory).view(b, -1, h, c // h).transpose(1, 2)
-        mask = None
-        if key_padding_mask is not None:
-            mask = query.new_zeros(key_padding_mask.shape).masked_fill_(key_padding_mask, float('-inf'))
-            mask = mask[:, None, None]
+        mask = combine_masks(None, key_padding_mask, None, b, h, nq, k.shape[2], q.dtype)
         attn = local_window_attention(q, k, v, parts, mask, self.chunk_elements)
         x = self.norms[0](query + self.drop(self.out_proj(attn.transpose(1, 2).reshape(b, nq, c))))
         x = self.norms[1](self.ffn(x))
