@@ -66,3 +66,18 @@ def load_tool(relpath):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture(params=['kernel', 'grouped'])
+def window_route(request):
+    """Runs a test once through the compiled CPU window kernel and once through the
+    pure-PyTorch grouped-box route (the one CUDA takes); see plugin/ops/window_attention_cpu.py."""
+    from plugin.ops import window_attention_cpu
+    if request.param == 'grouped':
+        with window_attention_cpu.kernel_disabled():
+            yield request.param
+        return
+    assert window_attention_cpu.kernel_available(), (
+        f'the compiled window kernel is not importable ({window_attention_cpu.IMPORT_ERROR}); '
+        'build it with `pip install --no-build-isolation --use-pep517 -e .` (tools/setup_env.sh does)')
+    yield request.param

@@ -17,6 +17,8 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from plugin.models.layers import LocalWindowBias, local_bias_attention
 from plugin.models.layers.fused_attention_ops import cpu_flash_ops_available
 
+# every test here runs through both window routes (conftest.window_route)
+pytestmark = pytest.mark.usefixtures('window_route')
 TOL = dict(atol=1e-5, rtol=0.0)
 BEV = (5, 6)
 CAMS = (3, 4, 5)
@@ -67,7 +69,7 @@ def reference_attention(q, k, v, dense_bias, mask=None):
 # ----------------------------------------------------------------------------- inputs
 
 def make_case(window_size, layout='contiguous', batch=2, nq=9, bev_shape=BEV, cam_shape=CAMS,
-              seed=0, chunk_elements=1 << 21):
+              seed=0, chunk_elements=1 << 21, dim=DIM):
     """Random inputs whose first queries sit on grid corners and some have no camera."""
     g = torch.Generator().manual_seed(seed)
     n_keys = (0 if bev_shape is None else bev_shape[0] * bev_shape[1]) + \
@@ -75,8 +77,8 @@ def make_case(window_size, layout='contiguous', batch=2, nq=9, bev_shape=BEV, ca
 
     def heads(n):
         if layout == 'transposed':   # [B, N, h, d] projections split into heads
-            return torch.randn(batch, n, HEADS, DIM, generator=g).transpose(1, 2)
-        return torch.randn(batch, HEADS, n, DIM, generator=g)
+            return torch.randn(batch, n, HEADS, dim, generator=g).transpose(1, 2)
+        return torch.randn(batch, HEADS, n, dim, generator=g)
 
     q, k, v = heads(nq), heads(n_keys), heads(n_keys)
     bev_center = cam_center = None
@@ -138,6 +140,14 @@ def test_matches_dense_references(window_size, layout, force_fallback):
     grid and (bev, cam) pairs, on both paths and both input layouts."""
     leaves, bias = make_case(window_size, layout)
     check_against_references(leaves, bias, window_size, force_fallback=force_fallback)
+
+
+@pytest.mark.parametrize('dim', [12, 32, 64])
+def test_decoder_and_aqr_head_dims(dim):
+    """The kernel's unrolled head dims (decoder 32, AQR layer 64) and one that is not a
+    multiple of its 8-wide dot products (12)."""
+    leaves, bias = make_case((5, 3), 'transposed', dim=dim)
+    check_against_references(leaves, bias, (5, 3))
 
 
 @pytest.mark.parametrize('force_fallback', PATHS)

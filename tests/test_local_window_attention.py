@@ -9,6 +9,10 @@ from test_local_bias_attention import (CAMS, TOL, _LargestNewTensor, loop_dense_
                                        reference_attention)
 
 
+# every test here runs through both window routes (conftest.window_route)
+pytestmark = pytest.mark.usefixtures('window_route')
+
+
 def window_indicator(bias, window_size):
     ones = torch.ones_like(bias.lidar_weight)
     on = loop_dense_bias(bias.bev_shape, bias.cam_shape, bias.bev_center, bias.cam_center, ones, ones,
@@ -64,6 +68,13 @@ def test_key_padding_and_tiny_budget():
     mask[..., n_bev:][torch.rand(b, 1, 1, n_keys - n_bev, generator=g) < 0.4] = float('-inf')
     for budget in (1, 1 << 19):
         check(3, 'transposed', mask=mask, chunk_elements=budget)
+
+
+@pytest.mark.parametrize('dim', [12, 32, 64])
+def test_decoder_and_aqr_head_dims(dim):
+    """The kernel's unrolled head dims (decoder 32, AQR layer 64) and one that is not a
+    multiple of its 8-wide dot products (12)."""
+    check((5, 3), 'transposed', dim=dim)
 
 
 def test_no_query_by_key_tensor():

@@ -37,10 +37,10 @@ PIP_EXTRA=()
 
 # A stamp of everything that decides the environment: if unchanged and the imports work,
 # there is nothing to do.
-STAMP_SRC="$(cat "$0" "$ROOT"/requirements/*.txt "$ROOT/setup.py"; echo "$TORCH_SPEC $CMT_CUDA")"
+STAMP_SRC="$(cat "$0" "$ROOT"/requirements/*.txt "$ROOT/setup.py" "$ROOT"/plugin/ops/csrc/*; echo "$TORCH_SPEC $CMT_CUDA")"
 STAMP="$(printf '%s' "$STAMP_SRC" | sha1sum | cut -c1-16)"
 if [ -f "$VENV/.cmt_setup_stamp" ] && [ "$(cat "$VENV/.cmt_setup_stamp")" = "$STAMP" ] \
-   && "$VENV/bin/python" -c "import mmcv.ops, mmdet3d, plugin" >/dev/null 2>&1; then
+   && "$VENV/bin/python" -c "import mmcv.ops, mmdet3d, plugin, plugin.ops._window_attention_cpu" >/dev/null 2>&1; then
   echo "[setup] $VENV is up to date (stamp $STAMP)."
   exit 0
 fi
@@ -106,9 +106,11 @@ else
   pip_install spconv || echo "WARNING: spconv CPU wheel not available; voxel SparseEncoder configs need it."
 fi
 
-step "tests and the plugin itself (pip install -e .)"
+step "tests and the plugin itself (pip install -e ., compiles the CPU window kernel, ~1 min)"
 pip_install -r "$ROOT/requirements/tests.txt"
-pip_install --no-deps --no-build-isolation -e "$ROOT"
+# PEP 660 editable install: builds plugin/ops/_window_attention_cpu*.so in place against
+# the torch above (no build isolation: the build must see that torch)
+pip_install --no-deps --no-build-isolation --use-pep517 -e "$ROOT"
 
 step "check imports"
 "$VPY" - <<'PYCHECK'
@@ -116,6 +118,7 @@ import torch, mmcv, mmcv.ops, mmdet, mmdet3d, mmengine, nuscenes, numpy
 from mmdet3d.utils import register_all_modules
 register_all_modules()
 import plugin  # registers the project's modules
+import plugin.ops._window_attention_cpu  # the compiled window kernel (setup.py)
 print(f"torch {torch.__version__} | mmengine {mmengine.__version__} | mmcv {mmcv.__version__} | "
       f"mmdet {mmdet.__version__} | mmdet3d {mmdet3d.__version__} | numpy {numpy.__version__}")
 PYCHECK

@@ -14,16 +14,18 @@ every key outside the windows (there P = exp(s0 - L)); on the window keys the tr
 probability is e^b times that, so dS, dq, dk, dv get a correction of (e^b - 1) times the
 fused kernel's terms, and the bias gradient is the window's dS summed over heads.
 
-How the window terms are computed: b is constant over one query's window in one modality
-(scale * lidar_weight on its BEV window, scale * camera_weight on its camera window), so
-the grouped-box scheme of `window_groups.py` applies: a group of nearby queries scores the
-bounding box of their windows with one matmul, then zeroes the entries outside each
-member's own window. That is exact.
+How the window terms are computed: on CPU, by the compiled kernel
+(`plugin/ops/csrc/window_attention_cpu.cpp`), which walks each (query, head)'s window
+rows; elsewhere (CUDA, or the extension not built) with tensor ops: b is constant over one
+query's window in one modality (scale * lidar_weight on its BEV window, scale *
+camera_weight on its camera window), so the grouped-box scheme of `window_groups.py`
+applies: a group of nearby queries scores the bounding box of their windows with one
+matmul, then zeroes the entries outside each member's own window. Both are exact.
 
-Extra memory is O(Q * h * d) plus a few per-group buffers of at most `bias.chunk_elements`
-numbers (heads x members x box keys scores, box keys x heads x d gathers; only a single
-window wider than that exceeds it), never O(Q * K); the groups' scores are recomputed in
-the backward. Without the private fused CPU kernel (CUDA, other torch versions) the
+Extra memory is O(Q * h * d), never O(Q * K): the kernel allocates nothing per key, and
+the grouped route a few per-group buffers of at most `bias.chunk_elements` numbers (heads
+x members x box keys scores, box keys x heads x d gathers; only a single window wider
+than that exceeds it). Window scores are recomputed in the backward. Without the private fused CPU kernel (CUDA, other torch versions) the
 unbiased pass is the chunked fallback, its [heads, query chunk, K] blocks bounded by
 the same budget.
 """
@@ -33,8 +35,53 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from ...ops import window_attention_cpu as window_kernel
 from .fused_attention_ops import attention_backward_with_lse, attention_with_lse
 from .window_groups import add_to_box, autocast_off, gather_box
+
+
+def _group_corrections(qs, k, v, mask, groups, eb1, lse0):
+    """Pure-PyTorch window corrections (CUDA, or no compiled kernel): per group, the box
+    scores, p0 (e^b - 1) kept on the window keys only. Returns (s_sum, corr)."""
+    b, h, nq, d = qs.shape
+    s_sum = lse0.new_zeros(b, h, nq)
+    corr = lse0.new_zeros(b, h, nq, d)
+    for g in groups:
+        i, qi = g.sample, g.queries
+        s = g.scores(qs, gather_box(g, k), mask)                           # [h, Qg, Kb]
+        s -= lse0[i].index_select(1, qi)[..., None]
+        c = s.exp_().mul_(g.inside() * eb1[g.part.index, i, qi, None])
+        s_sum[i].index_add_(1, qi, c.sum(-1))
+        corr[i].index_add_(1, qi, torch.matmul(c, gather_box(g, v)))
+    return s_sum, corr
+
+
+def _group_backward(qs, k, v, go, row_term, lse, mask, groups, eb1, dq_corr, dk, dv):
+    """Pure-PyTorch window terms of the backward: adds the corrections to dq_corr, dk, dv
+    in place (dk, dv through box views) and returns the bias gradient db [2, B, Q]."""
+    db = torch.zeros_like(eb1)
+    for g in groups:
+        i, qi = g.sample, g.queries
+        kb, vb = gather_box(g, k), gather_box(g, v)
+        qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)        # [h, Qg, d]
+        s = g.scores(qs, kb, mask)
+        s -= lse[i].index_select(1, qi)[..., None]
+        p = s.exp_()                                      # what the fused backward assumed
+        gs = torch.matmul(gog, vb.transpose(1, 2))
+        gs -= row_term[i].index_select(1, qi)[..., None]
+        gs *= p                                           # fused dS
+        # on the window keys the true dS is e^b times the fused one: the bias gradient
+        # is its sum, (e + 1) * sum(fused dS), and the corrections are e * fused terms
+        inside = g.inside()
+        e = eb1[g.part.index, i, qi]                     # [Qg]
+        db[g.part.index, i].index_add_(0, qi, (gs.sum(0) * inside).sum(-1) * (e + 1.0))
+        correction = inside * e[:, None]                  # [Qg, Kb], zero outside the windows
+        gs *= correction                                  # true dS - fused dS
+        p *= correction                                   # true P - fused P
+        dq_corr[i].index_add_(1, qi, torch.matmul(gs, kb))
+        add_to_box(g, dk, torch.matmul(gs.transpose(1, 2), qg))
+        add_to_box(g, dv, torch.matmul(p.transpose(1, 2), gog))
+    return db
 
 
 class _LocalBiasAttention(torch.autograd.Function):
@@ -42,7 +89,7 @@ class _LocalBiasAttention(torch.autograd.Function):
 
     @staticmethod
     @autocast_off
-    def forward(ctx, q, k, v, lidar_weight, camera_weight, scale, groups, mask,
+    def forward(ctx, q, k, v, lidar_weight, camera_weight, scale, windows, mask,
                 chunk_elements, force_fallback):
         b, h, nq, d = q.shape
         sm = 1.0 / math.sqrt(d)
@@ -51,20 +98,14 @@ class _LocalBiasAttention(torch.autograd.Function):
         eb1 = torch.expm1(scale.float() * torch.stack([lidar_weight.float(), camera_weight.float()]))
         qs = (q.float() * sm).contiguous()   # index_select on Q copies a strided source whole
         lse0 = lse0.contiguous()
-        s_sum = lse0.new_zeros(b, h, nq)
-        corr = lse0.new_zeros(b, h, nq, d)
-        for g in groups:
-            i, qi = g.sample, g.queries
-            s = g.scores(qs, gather_box(g, k), mask)                       # [h, Qg, Kb]
-            s -= lse0[i].index_select(1, qi)[..., None]
-            # p0 (e^b - 1) on the window keys, 0 on the rest of the box
-            c = s.exp_().mul_(g.inside() * eb1[g.part.index, i, qi, None])
-            s_sum[i].index_add_(1, qi, c.sum(-1))
-            corr[i].index_add_(1, qi, torch.matmul(c, gather_box(g, v)))
+        if isinstance(windows, window_kernel.PackedWindows):
+            s_sum, corr = window_kernel.correction_forward(qs, k, v, mask, windows, eb1, lse0)
+        else:
+            s_sum, corr = _group_corrections(qs, k, v, mask, windows, eb1, lse0)
         lse = lse0 + torch.log1p(s_sum)
         out = ((o0.float() + corr) / (1.0 + s_sum)[..., None]).to(q.dtype)
         ctx.save_for_backward(q, k, v, out, lse, lidar_weight, camera_weight, scale, mask, eb1)
-        ctx.groups, ctx.chunk_elements, ctx.force_fallback = groups, chunk_elements, force_fallback
+        ctx.windows, ctx.chunk_elements, ctx.force_fallback = windows, chunk_elements, force_fallback
         return out
 
     @staticmethod
@@ -76,35 +117,18 @@ class _LocalBiasAttention(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         dq, dk, dv = attention_backward_with_lse(grad_out, q, k, v, out, lse, mask,
                                                  ctx.force_fallback, ctx.chunk_elements)
-        # the window corrections are added in place, through box views of dk and dv
+        # the window corrections are added to dk and dv in place
         dk, dv = dk.float(), dv.float()
         qs, go = (q.float() * sm).contiguous(), grad_out.float()   # grad_out: contiguous above
         lse_c = lse.contiguous()
         row_term = (go * out.float()).sum(-1)                              # D = rowsum(dO * O) [B, h, Q]
         dq_corr = torch.zeros_like(qs)
-        # d loss / d b per (lidar, camera) x query: the window's true dS summed over heads, keys
-        db = torch.zeros_like(eb1)
-        for g in ctx.groups:
-            i, qi = g.sample, g.queries
-            kb, vb = gather_box(g, k), gather_box(g, v)
-            qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)    # [h, Qg, d]
-            s = g.scores(qs, kb, mask)
-            s -= lse_c[i].index_select(1, qi)[..., None]
-            p = s.exp_()                                  # what the fused backward assumed
-            gs = torch.matmul(gog, vb.transpose(1, 2))
-            gs -= row_term[i].index_select(1, qi)[..., None]
-            gs *= p                                       # fused dS
-            # on the window keys the true dS is e^b times the fused one: the bias gradient
-            # is its sum, (e + 1) * sum(fused dS), and the corrections are e * fused terms
-            inside = g.inside()
-            e = eb1[g.part.index, i, qi]                 # [Qg]
-            db[g.part.index, i].index_add_(0, qi, (gs.sum(0) * inside).sum(-1) * (e + 1.0))
-            correction = inside * e[:, None]              # [Qg, Kb], zero outside the windows
-            gs *= correction                              # true dS - fused dS
-            p *= correction                               # true P - fused P
-            dq_corr[i].index_add_(1, qi, torch.matmul(gs, kb))
-            add_to_box(g, dk, torch.matmul(gs.transpose(1, 2), qg))
-            add_to_box(g, dv, torch.matmul(p.transpose(1, 2), gog))
+        if isinstance(ctx.windows, window_kernel.PackedWindows):
+            dk, dv = window_kernel.as_key_buffer(dk), window_kernel.as_key_buffer(dv)
+            db = window_kernel.window_backward(qs, k, v, go, row_term, lse_c, mask, ctx.windows, eb1,
+                                               dq_corr, dk, dv).sum(2)
+        else:
+            db = _group_backward(qs, k, v, go, row_term, lse_c, mask, ctx.windows, eb1, dq_corr, dk, dv)
         dq = dq.float() + dq_corr * sm
         s = scale.float()
         d_lidar = (s * db[0]).to(lidar_weight.dtype) if ctx.needs_input_grad[3] else None
@@ -147,8 +171,10 @@ def local_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, mask: Optional[T
             mask = mask.masked_fill(dead, 0.0)
         else:
             dead = None
+    # the window terms: compiled kernel on CPU, grouped boxes elsewhere
+    windows = bias.packed_windows() if window_kernel.use_kernel(q) else bias.groups(h, q.shape[-1])
     out = _LocalBiasAttention.apply(q, k, v, bias.lidar_weight, bias.camera_weight, bias.scale,
-                                    bias.groups(h, q.shape[-1]), mask, bias.chunk_elements, force_fallback)
+                                    windows, mask, bias.chunk_elements, force_fallback)
     if dead is not None:
         out = out.masked_fill(dead.expand(*out.shape[:-1], 1), 0.0)
     return out

@@ -7,16 +7,19 @@ that costs O(Q * K) memory and time; gathering every query's window keys costs
 O(Q * window keys * C) memory (keys and values: 2 x 2 samples x ~400 queries x 250 keys x
 128 channels x 4 B, about 200 MB on the synthetic config) and as much in the backward.
 
-Here the two windows are scored with the grouped-box scheme of `window_groups.py` and
+On CPU the compiled kernel (`plugin/ops/csrc/window_attention_cpu.cpp`) runs an online
+softmax over each (query, head)'s window keys. Elsewhere (CUDA, or the extension not
+built) the two windows are scored with the grouped-box scheme of `window_groups.py` and
 merged by log-sum-exp, exactly:
 
     per modality p:  L_p = logsumexp_{k in window_p} s_k,   o_p = softmax over window_p of s, times v
     L = logaddexp(L_bev, L_cam),   out = sum_p exp(L_p - L) o_p
 
 (each query is in exactly one group per modality, so o_p and L_p are written, not summed).
-The backward recomputes each group's scores and applies the usual softmax backward with
+Both backwards recompute the window scores and apply the usual softmax backward with
 P = exp(s - L), D = rowsum(dO * O). A query with no visible window key gets zeros.
-Extra memory: O(Q * h * d) per modality plus per-group buffers within `chunk_elements`.
+Extra memory: O(Q * h * d) per modality (plus, grouped, per-group buffers within
+`chunk_elements`).
 """
 import math
 from typing import List, Optional
@@ -24,6 +27,7 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
+from ...ops import window_attention_cpu as window_kernel
 from .window_groups import WindowGroup, WindowPart, add_to_box, autocast_off, gather_box, group_queries
 
 
@@ -37,6 +41,39 @@ def _finite(x: Tensor) -> Tensor:
     return x.masked_fill(torch.isneginf(x), 0.0)
 
 
+def _group_forward(qs, k, v, mask, groups):
+    """Pure-PyTorch route (CUDA, or no compiled kernel): per modality the window softmax
+    of each group, merged over modalities by log-sum-exp. Returns (out, lse)."""
+    b, h, nq, d = qs.shape
+    outs = qs.new_zeros(2, b, h, nq, d)          # per modality: normalised output, lse
+    lses = qs.new_full((2, b, h, nq), float('-inf'))
+    for g in groups:
+        i, qi, p = g.sample, g.queries, g.part.index
+        s = _group_scores(qs, gather_box(g, k), mask, g)
+        lse = torch.logsumexp(s, -1)                                       # [h, Qg]
+        probs = (s - _finite(lse)[..., None]).exp_()
+        lses[p, i].index_copy_(1, qi, lse)
+        outs[p, i].index_copy_(1, qi, torch.matmul(probs, gather_box(g, v)))
+    lse = torch.logaddexp(lses[0], lses[1])
+    return (torch.exp(lses - _finite(lse))[..., None] * outs).sum(0), lse
+
+
+def _group_backward(qs, k, v, go, row_term, lse, mask, groups, dq, dk, dv):
+    """Pure-PyTorch softmax backward on each group's window keys, added to dq, dk, dv."""
+    for g in groups:
+        i, qi = g.sample, g.queries
+        kb = gather_box(g, k)
+        s = _group_scores(qs, kb, mask, g)
+        probs = (s - lse[i].index_select(1, qi)[..., None]).exp_()       # true P on the box
+        qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)
+        ds = torch.matmul(gog, gather_box(g, v).transpose(1, 2))
+        ds -= row_term[i].index_select(1, qi)[..., None]
+        ds *= probs
+        dq[i].index_add_(1, qi, torch.matmul(ds, kb))
+        add_to_box(g, dk, torch.matmul(ds.transpose(1, 2), qg))
+        add_to_box(g, dv, torch.matmul(probs.transpose(1, 2), gog))
+
+
 class _LocalWindowAttention(torch.autograd.Function):
 
     @staticmethod
@@ -44,21 +81,14 @@ class _LocalWindowAttention(torch.autograd.Function):
     def forward(ctx, q, k, v, parts, mask, chunk_elements):
         b, h, nq, d = q.shape
         qs = (q.float() * (1.0 / math.sqrt(d))).contiguous()
-        groups = group_queries(parts, h, d, chunk_elements)
-        # per modality (BEV, camera): the normalised window output and its log-sum-exp
-        outs = qs.new_zeros(2, b, h, nq, d)
-        lses = qs.new_full((2, b, h, nq), float('-inf'))
-        for g in groups:
-            i, qi, p = g.sample, g.queries, g.part.index
-            s = _group_scores(qs, gather_box(g, k), mask, g)
-            lse = torch.logsumexp(s, -1)                                   # [h, Qg]
-            probs = (s - _finite(lse)[..., None]).exp_()
-            lses[p, i].index_copy_(1, qi, lse)
-            outs[p, i].index_copy_(1, qi, torch.matmul(probs, gather_box(g, v)))
-        lse = torch.logaddexp(lses[0], lses[1])
-        out = (torch.exp(lses - _finite(lse))[..., None] * outs).sum(0)
+        if window_kernel.use_kernel(q):
+            windows = window_kernel.pack_windows(parts)
+            out, lse = window_kernel.softmax_forward(qs, k, v, mask, windows)
+        else:
+            windows = group_queries(parts, h, d, chunk_elements)
+            out, lse = _group_forward(qs, k, v, mask, windows)
         ctx.save_for_backward(q, k, v, out, lse, mask)
-        ctx.groups = groups
+        ctx.windows = windows
         return out.to(q.dtype)
 
     @staticmethod
@@ -74,18 +104,12 @@ class _LocalWindowAttention(torch.autograd.Function):
         # key-major buffers, so that a group's box is a strided view with contiguous rows
         dk = qs.new_zeros(b, k.shape[2], h, d).transpose(1, 2)
         dv = qs.new_zeros(b, v.shape[2], h, d).transpose(1, 2)
-        for g in ctx.groups:
-            i, qi = g.sample, g.queries
-            kb = gather_box(g, k)
-            s = _group_scores(qs, kb, mask, g)
-            probs = (s - lse[i].index_select(1, qi)[..., None]).exp_()   # true P on the box
-            qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)
-            ds = torch.matmul(gog, gather_box(g, v).transpose(1, 2))
-            ds -= row_term[i].index_select(1, qi)[..., None]
-            ds *= probs
-            dq[i].index_add_(1, qi, torch.matmul(ds, kb))
-            add_to_box(g, dk, torch.matmul(ds.transpose(1, 2), qg))
-            add_to_box(g, dv, torch.matmul(probs.transpose(1, 2), gog))
+        if isinstance(ctx.windows, window_kernel.PackedWindows):
+            # w = 1: the plain softmax backward on the window keys
+            window_kernel.window_backward(qs, k, v, go, row_term, lse, mask, ctx.windows,
+                                          qs.new_ones(2, b, nq), dq, dk, dv)
+        else:
+            _group_backward(qs, k, v, go, row_term, lse, mask, ctx.windows, dq, dk, dv)
         return (dq * sm).to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
 
 

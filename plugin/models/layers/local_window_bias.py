@@ -17,6 +17,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
+from ...ops.window_attention_cpu import PackedWindows, pack_windows
 from .local_bias_attention import local_bias_attention
 from .window_groups import WindowGroup, WindowPart, group_queries, window_parts
 
@@ -90,6 +91,7 @@ class LocalWindowBias:
         self.scale = scale if isinstance(scale, Tensor) else lidar_weight.new_tensor(float(scale))
         self.chunk_elements = chunk_elements
         self._groups = {}
+        self._packed = None
 
     @property
     def num_bev_keys(self) -> int:
@@ -113,6 +115,12 @@ class LocalWindowBias:
         if key not in self._groups:
             self._groups[key] = group_queries(self.parts(), heads, head_dim, self.chunk_elements)
         return self._groups[key]
+
+    def packed_windows(self) -> PackedWindows:
+        """The windows as the compiled kernel takes them, built once per bias."""
+        if self._packed is None:
+            self._packed = pack_windows(self.parts())
+        return self._packed
 
     def window_keys(self) -> Tuple[Tensor, Tensor, int]:
         """Key index [B, Q, n] of every window slot, its validity [B, Q, n] and how many of
