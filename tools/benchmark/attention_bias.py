@@ -7,7 +7,10 @@ One cross-attention, forward + backward (gradients for q, k, v and both AQR weig
 CMT's full nuScenes size: 8 heads of 32 channels, 900 queries, 56,400 keys (a 180 x 180
 BEV grid + 6 views of 40 x 100 stride-16 pixels). Three ways:
   * `sdpa`    unbiased `scaled_dot_product_attention` (the target's reference);
-  * `local`   `local_bias_attention` with windows 5 / 15 / 25 (exact, never dense);
+  * `local`   `local_bias_attention` with windows 5 / 15 / 25 (exact, never dense), its
+              window terms in the compiled CPU kernel (plugin/ops) where it is built;
+  * `grouped` the same through its pure-PyTorch grouped-box route, the one CUDA takes
+              (`--grouped-windows`, none by default);
   * `dense`   the naive form: the dense [B, Q, K] bias built by `to_dense()` and added
               to the scores through SDPA's float mask (it needs a gradient, so SDPA takes
               its math path).
@@ -19,6 +22,7 @@ again), each case's time being the median over rounds of its best repeat, so tha
 machine's drift hits every case alike.
 """
 import argparse
+import contextlib
 import json
 import os.path as osp
 import subprocess
@@ -60,6 +64,7 @@ def make_inputs(batch: int, window: int, device: str, seed: int = 0):
 def run_case(method: str, batch: int, window: int, device: str, repeats: int) -> dict:
     import torch.nn.functional as F
     from plugin.models.layers import LocalWindowBias, local_bias_attention
+    from plugin.ops import window_attention_cpu as window_kernel
     torch.manual_seed(0)
     q, k, v, lw, cw, bias = make_inputs(batch, window, device)
     go = torch.randn_like(q)
@@ -67,11 +72,12 @@ def run_case(method: str, batch: int, window: int, device: str, repeats: int) ->
     def step():
         if method == 'sdpa':
             out = F.scaled_dot_product_attention(q, k, v)
-        elif method == 'local':
-            # a fresh bias every step, as the model builds one per forward: the grouping
-            # of its windows is timed too
+        elif method in ('local', 'grouped'):
+            # a fresh bias every step, as the model builds one per forward: the packing /
+            # grouping of its windows is timed too
             fresh = LocalWindowBias(BEV, CAMS, bias.bev_center, bias.cam_center, lw, cw, window)
-            out = local_bias_attention(q, k, v, fresh)
+            with window_kernel.kernel_disabled() if method == 'grouped' else contextlib.nullcontext():
+                out = local_bias_attention(q, k, v, fresh)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to_dense()[:, None])
         out.backward(go)
@@ -103,6 +109,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--batches', type=int, nargs='+', default=[1, 2])
     parser.add_argument('--windows', type=int, nargs='+', default=[5, 15, 25])
+    parser.add_argument('--grouped-windows', type=int, nargs='*', default=[],
+                        help='windows at which the pure-PyTorch grouped route (CUDA\'s) also runs')
     parser.add_argument('--dense-batches', type=int, nargs='*', default=[1],
                         help='batches at which the dense reference runs (7 GB and ~6x time at batch 1)')
     parser.add_argument('--repeats', type=int, default=2, help='timed repeats per case and round (the minimum is kept)')
@@ -129,7 +137,7 @@ def main():
     print('| batch | method | window | time (s) | time / sdpa | peak extra memory (MB) | memory / sdpa |')
     print('| --- | --- | --- | --- | --- | --- | --- |')
     for batch in args.batches:
-        cases = [('sdpa', 1)] + [('local', w) for w in args.windows]
+        cases = [('sdpa', 1)] + [('local', w) for w in args.windows] + [('grouped', w) for w in args.grouped_windows]
         if batch in args.dense_batches:
             cases.append(('dense', 15))
         runs = {case: [] for case in cases}

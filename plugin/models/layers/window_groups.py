@@ -5,8 +5,12 @@ Both `local_bias_attention` (the bias in every decoder cross-attention) and
 query owns one square window on the BEV key grid and one on the camera key grid (the V
 camera maps stacked view over view into a (V*h) x w grid, windows never crossing a view).
 
-Computing a window term per query (gather its window keys, reduce elementwise) is slow on
-CPU and its index tensors are large. Instead queries are grouped by the grid tile their
+`window_parts` (that picture) feeds both routes of the window terms: the compiled CPU
+kernel (`plugin/ops/window_attention_cpu.py`), and the pure-PyTorch route below, which
+CUDA takes (and CPU when the extension is not built).
+
+With tensor ops, computing a window term per query (gather its window keys, reduce
+elementwise) is slow and its index tensors are large. Instead queries are grouped by the grid tile their
 window centre falls in; a group reads the bounding box of its members' windows once as a
 strided view of the key tensor (no index tensors), scores it with one batched matmul and
 zeroes (or masks) the entries outside each member's own window. Nearby queries share most
