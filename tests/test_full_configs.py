@@ -11,9 +11,11 @@ from conftest import REPO
 FULL = ['configs/cmt/cmt_voxel0100_r50-800x320_8xb2-cyclic-20e_nus-3d.py',
         'configs/cmt/cmt_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py']
 AQR = 'configs/aqr/cmt-aqr_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
+NECKS = ['configs/futr/cmt-futr_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py',
+         'configs/sparsebev/cmt-sparsebev_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py']
 
 
-@pytest.mark.parametrize('config', FULL + [AQR])
+@pytest.mark.parametrize('config', FULL + [AQR] + NECKS)
 def test_full_config_forward(config, synthetic_root):
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
@@ -25,6 +27,7 @@ def test_full_config_forward(config, synthetic_root):
     head = cfg.model.pts_bbox_head
     assert head.num_query == 900 and cfg.model.pts_bbox_head.transformer.decoder.num_layers == 6
     model = MODELS.build(cfg.model)
+    assert (model.fusion_neck is None) == ('fusion_neck' not in cfg.model)
     with pytest.warns(UserWarning, match='not found'):   # no pretrained weights here
         model.init_weights()
     model.eval()

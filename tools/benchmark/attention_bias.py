@@ -25,14 +25,12 @@ import argparse
 import contextlib
 import json
 import os.path as osp
-import subprocess
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
-from measure import median, rss_mb  # noqa: E402
+from measure import measure_step, median, run_in_child  # noqa: E402
 
 HEADS, HEAD_DIM, QUERIES = 8, 32, 900
 BEV = (180, 180)
@@ -84,25 +82,8 @@ def run_case(method: str, batch: int, window: int, device: str, repeats: int) ->
         for t in (q, k, v, lw, cw):
             t.grad = None
 
-    cuda = device.startswith('cuda')
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
-    else:
-        base = rss_mb()
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        step()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - t)
-    if cuda:
-        peak = (torch.cuda.max_memory_allocated() - base) / 2**20
-    else:
-        peak = rss_mb(peak=True) - base
-    return dict(method=method, batch=batch, window=window, time_s=min(times), peak_mb=peak)
+    time_s, peak = measure_step(step, repeats, device)
+    return dict(method=method, batch=batch, window=window, time_s=time_s, peak_mb=peak)
 
 
 def main():
@@ -124,12 +105,8 @@ def main():
         return
 
     def sub(method, batch, window):
-        res = subprocess.run([sys.executable, __file__, '--case', f'{method},{batch},{window}',
-                              '--device', args.device, '--repeats', str(args.repeats)],
-                             capture_output=True, text=True)
-        if res.returncode != 0:
-            raise RuntimeError(f'case {method} b{batch} w{window} failed:\n{res.stderr[-2000:]}')
-        return json.loads(res.stdout.strip().splitlines()[-1])
+        return run_in_child(__file__, ['--case', f'{method},{batch},{window}', '--device', args.device,
+                                       '--repeats', args.repeats])
 
     print(f'device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}; '
           f'{HEADS} heads x {HEAD_DIM}, {QUERIES} queries, '

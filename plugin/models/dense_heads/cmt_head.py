@@ -39,7 +39,7 @@ from mmdet3d.structures import LiDARInstance3DBoxes
 from ..task_modules.box3d_coding import encode_boxes
 from ..utils.bev_sampling import sample_bev
 from ..utils.position_embedding import BEVPositionEmbedding, CameraRayEmbedding
-from ..utils.projection import (denormalize_points, inside_image, project_points, stack_lidar2img,
+from ..utils.projection import (denormalize_points, inside_image, padded_input_shape, project_points, stack_lidar2img,
                                 visible_mask)
 from .query_denoising import build_dn_queries
 
@@ -168,7 +168,7 @@ class CmtHead(BaseModule):
         """Projected image maps, ray embeddings [B, V*h*w, C], padding mask [B, V*h*w]."""
         b, v, c, h, w = img_feats.shape
         img = self.img_proj(img_feats.flatten(0, 1)).view(b, v, -1, h, w)
-        pad_h, pad_w = img_metas[0].get('input_shape', img_metas[0].get('pad_shape'))[:2]
+        pad_h, pad_w = padded_input_shape(img_metas)
         ys, xs = torch.meshgrid(torch.arange(h, device=img.device), torch.arange(w, device=img.device),
                                 indexing='ij')
         uv = torch.stack([(xs + 0.5) * pad_w / w, (ys + 0.5) * pad_h / h], -1).view(1, 1, -1, 2)

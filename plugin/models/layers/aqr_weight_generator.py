@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 
-from ..utils.projection import bev_cells, denormalize_points, first_view_cells
+from ..utils.projection import bev_cells, denormalize_points, first_view_cells, padded_input_shape
 from .biased_attention import combine_masks
 from .local_window_attention import local_window_attention
 from .local_window_bias import split_window_size
@@ -88,7 +88,7 @@ class AQRWeightGenerator(BaseModule):
         bev_center = bev_cells(ref, bev_shape) if bev_shape is not None else None
         cam_center = None
         if cam_shape is not None and lidar2img is not None:
-            pad = img_metas[0].get('input_shape', img_metas[0].get('pad_shape'))[:2]
+            pad = padded_input_shape(img_metas)
             cam_center = first_view_cells(denormalize_points(ref, self.pc_range), lidar2img,
                                           [m['img_shape'] for m in img_metas], pad, cam_shape[1:])
         return bev_center, cam_center

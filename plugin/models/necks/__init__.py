@@ -1,3 +1,5 @@
 from .cpfpn import CPFPN
+from .futr_fusion_neck import FuTrFusionNeck
+from .sparsebev_fusion_neck import SparseBEVFusionNeck
 
-__all__ = ['CPFPN']
+__all__ = ['CPFPN', 'FuTrFusionNeck', 'SparseBEVFusionNeck']

@@ -81,6 +81,16 @@ def denormalize_points(points: Tensor, pc_range: Sequence[float]) -> Tensor:
     return points * (hi - lo) + lo
 
 
+def padded_input_shape(img_metas: Sequence[dict]) -> Tuple[int, int]:
+    """(height, width) of the padded network input the image feature maps were computed
+    from: the detector's `input_shape` (set in extract_feat), else the `pad_shape` meta."""
+    meta = img_metas[0]
+    shape = meta.get('input_shape', meta.get('pad_shape'))
+    if shape is None:
+        raise KeyError("img_metas carry neither 'input_shape' nor 'pad_shape': cannot map pixels to feature maps")
+    return int(shape[0]), int(shape[1])
+
+
 def stack_lidar2img(img_metas: Sequence[dict], device=None, dtype=torch.float32) -> Optional[Tensor]:
     """[B, V, 4, 4] from the per-sample `lidar2img` metas (None when absent)."""
     if not img_metas or 'lidar2img' not in img_metas[0]:
@@ -121,3 +131,48 @@ def first_view_cells(points: Tensor, lidar2img: Tensor, img_shapes: Sequence[Tup
     row = (pix[..., 1] * h / pad_shape[0]).floor().long().clamp(0, h - 1)
     cells = torch.stack([view, row, col], -1)
     return torch.where(any_seen[..., None], cells, cells.new_tensor([-1, 0, 0]))
+
+
+def bev_cell_centres(bev_shape: Sequence[int], pc_range: Sequence[float], heights: Sequence[float],
+                     device=None, dtype=torch.float32) -> Tensor:
+    """LiDAR-frame centres [H * W * Z, 3] of the BEV cells at the given heights (metres),
+    cell-major (row-major over (row, col), then the heights): the inverse of `bev_cells`
+    (rows are y, columns x)."""
+    h, w = int(bev_shape[0]), int(bev_shape[1])
+    x0, y0, _, x1, y1, _ = [float(r) for r in pc_range[:6]]
+    ys = y0 + (torch.arange(h, device=device, dtype=dtype) + 0.5) * (y1 - y0) / h
+    xs = x0 + (torch.arange(w, device=device, dtype=dtype) + 0.5) * (x1 - x0) / w
+    zs = torch.as_tensor(list(heights), device=device, dtype=dtype)
+    y, x, z = torch.meshgrid(ys, xs, zs, indexing='ij')
+    return torch.stack([x, y, z], -1).reshape(-1, 3)
+
+
+def sample_image_features(img_feats: Tensor, uv: Tensor, pad_shape: Sequence[int]) -> Tensor:
+    """Bilinear samples of each view's feature map at pixels of the padded input image.
+
+    Args:
+        img_feats: [B, V, C, h, w], the stride-s maps of the padded images.
+        uv: [B, V, N, 2] pixel coordinates (u = column, v = row) in the padded image of
+            `pad_shape` (height, width).
+    Returns:
+        [B, V, C, N] (channels first: grid_sample's own layout, no copy). Points in the outer half cell of a map take its border values (the
+        image goes on there); points outside the image are to be masked by the caller
+        (`visible_mask`).
+    """
+    b, v, c, h, w = img_feats.shape
+    # align_corners=False: pixel u of a width-W image lies at 2u/W - 1 in grid units
+    grid = torch.stack([uv[..., 0] / pad_shape[1], uv[..., 1] / pad_shape[0]], -1) * 2 - 1
+    out = torch.nn.functional.grid_sample(img_feats.flatten(0, 1), grid.flatten(0, 1)[:, :, None].to(img_feats.dtype),
+                                          mode='bilinear', padding_mode='border', align_corners=False)
+    return out[..., 0].view(b, v, c, -1)
+
+
+def camera_poses(lidar2img: Tensor) -> Tuple[Tensor, Tensor]:
+    """Each view's optical centre [B, V, 3] and unit viewing direction [B, V, 3] in the
+    LiDAR frame, read from lidar2img alone: for P = K [R | t] the centre solves
+    P[:3, :3] c + P[:3, 3] = 0, and the optical axis is P's third row (K's third row is
+    (0, 0, 1), and image augmentations only change the first two rows)."""
+    m = lidar2img.double()
+    centre = -torch.linalg.solve(m[..., :3, :3], m[..., :3, 3:])[..., 0]
+    axis = torch.nn.functional.normalize(m[..., 2, :3], dim=-1)
+    return centre.to(lidar2img.dtype), axis.to(lidar2img.dtype)
