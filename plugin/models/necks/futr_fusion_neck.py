@@ -144,7 +144,6 @@ class FuTrFusionNeck(BaseModule):
     def _film(self, out: Tensor, bev: Tensor, img_feats: Tensor, img_metas: List[dict],
               visibility: Tensor) -> Tensor:
         b, v = img_feats.shape[:2]
-        c, h, w = bev.shape[1:]
         # camera tokens: pooled grid + token position + this camera's pose
         cam = F.adaptive_avg_pool2d(img_feats.flatten(0, 1), self.cam_pool_size).flatten(2).transpose(1, 2)
         cam = self.cam_proj(cam).unflatten(0, (b, v)) + self.cam_token_pos                  # [B, V, T, E]
