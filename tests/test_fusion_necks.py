@@ -81,7 +81,8 @@ def test_spatial_features_match_numpy_projection():
     yaws = (0.0, 90.0, 180.0)
     bev_shape = (10, 12)
     img = torch.arange(1.0, 4.0).view(1, 3, 1, 1, 1).expand(2, 3, 5, IMG_H // STRIDE, IMG_W // STRIDE)
-    uv, seen = project_bev_cells(metas(2, yaws), bev_shape, PC_RANGE, HEIGHTS, 3, None, torch.float32)
+    lidar2img = torch.as_tensor(np.stack([m['lidar2img'] for m in metas(2, yaws)]), dtype=torch.float32)
+    uv, seen = project_bev_cells(lidar2img, metas(2, yaws), bev_shape, PC_RANGE, HEIGHTS)
     got = spatial_camera_features(img, uv, seen, (IMG_H, IMG_W), len(HEIGHTS))          # [B, C, HW]
     vis = numpy_visibility(bev_shape, yaws)
     count = vis.sum((0, 2))

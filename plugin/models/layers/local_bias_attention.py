@@ -25,9 +25,9 @@ matmul, then zeroes the entries outside each member's own window. Both are exact
 Extra memory is O(Q * h * d), never O(Q * K): the kernel allocates nothing per key, and
 the grouped route a few per-group buffers of at most `bias.chunk_elements` numbers (heads
 x members x box keys scores, box keys x heads x d gathers; only a single window wider
-than that exceeds it). Window scores are recomputed in the backward. Without the private fused CPU kernel (CUDA, other torch versions) the
-unbiased pass is the chunked fallback, its [heads, query chunk, K] blocks bounded by
-the same budget.
+than that exceeds it). Window scores are recomputed in the backward. Without the private
+fused CPU kernel (CUDA, other torch versions) the unbiased pass is the chunked fallback,
+its [heads, query chunk, K] blocks bounded by the same budget.
 """
 import math
 from typing import Optional
@@ -37,7 +37,7 @@ from torch import Tensor
 
 from ...ops import window_attention_cpu as window_kernel
 from .fused_attention_ops import attention_backward_with_lse, attention_with_lse
-from .window_groups import add_to_box, autocast_off, gather_box
+from .window_groups import autocast_off, gather_box, group_window_backward
 
 
 def _group_corrections(qs, k, v, mask, groups, eb1, lse0):
@@ -54,34 +54,6 @@ def _group_corrections(qs, k, v, mask, groups, eb1, lse0):
         s_sum[i].index_add_(1, qi, c.sum(-1))
         corr[i].index_add_(1, qi, torch.matmul(c, gather_box(g, v)))
     return s_sum, corr
-
-
-def _group_backward(qs, k, v, go, row_term, lse, mask, groups, eb1, dq_corr, dk, dv):
-    """Pure-PyTorch window terms of the backward: adds the corrections to dq_corr, dk, dv
-    in place (dk, dv through box views) and returns the bias gradient db [2, B, Q]."""
-    db = torch.zeros_like(eb1)
-    for g in groups:
-        i, qi = g.sample, g.queries
-        kb, vb = gather_box(g, k), gather_box(g, v)
-        qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)        # [h, Qg, d]
-        s = g.scores(qs, kb, mask)
-        s -= lse[i].index_select(1, qi)[..., None]
-        p = s.exp_()                                      # what the fused backward assumed
-        gs = torch.matmul(gog, vb.transpose(1, 2))
-        gs -= row_term[i].index_select(1, qi)[..., None]
-        gs *= p                                           # fused dS
-        # on the window keys the true dS is e^b times the fused one: the bias gradient
-        # is its sum, (e + 1) * sum(fused dS), and the corrections are e * fused terms
-        inside = g.inside()
-        e = eb1[g.part.index, i, qi]                     # [Qg]
-        db[g.part.index, i].index_add_(0, qi, (gs.sum(0) * inside).sum(-1) * (e + 1.0))
-        correction = inside * e[:, None]                  # [Qg, Kb], zero outside the windows
-        gs *= correction                                  # true dS - fused dS
-        p *= correction                                   # true P - fused P
-        dq_corr[i].index_add_(1, qi, torch.matmul(gs, kb))
-        add_to_box(g, dk, torch.matmul(gs.transpose(1, 2), qg))
-        add_to_box(g, dv, torch.matmul(p.transpose(1, 2), gog))
-    return db
 
 
 class _LocalBiasAttention(torch.autograd.Function):
@@ -117,18 +89,19 @@ class _LocalBiasAttention(torch.autograd.Function):
         grad_out = grad_out.contiguous()
         dq, dk, dv = attention_backward_with_lse(grad_out, q, k, v, out, lse, mask,
                                                  ctx.force_fallback, ctx.chunk_elements)
-        # the window corrections are added to dk and dv in place
-        dk, dv = dk.float(), dv.float()
+        # the window corrections are added to dk and dv in place: on the window keys the
+        # true dS is e^b times the fused one, so w = e^b - 1 gives true - fused terms and
+        # (w + 1) * sum(fused dS) the bias gradient
+        dk, dv = window_kernel.as_key_buffer(dk), window_kernel.as_key_buffer(dv)
         qs, go = (q.float() * sm).contiguous(), grad_out.float()   # grad_out: contiguous above
         lse_c = lse.contiguous()
         row_term = (go * out.float()).sum(-1)                              # D = rowsum(dO * O) [B, h, Q]
         dq_corr = torch.zeros_like(qs)
         if isinstance(ctx.windows, window_kernel.PackedWindows):
-            dk, dv = window_kernel.as_key_buffer(dk), window_kernel.as_key_buffer(dv)
             db = window_kernel.window_backward(qs, k, v, go, row_term, lse_c, mask, ctx.windows, eb1,
                                                dq_corr, dk, dv).sum(2)
         else:
-            db = _group_backward(qs, k, v, go, row_term, lse_c, mask, ctx.windows, eb1, dq_corr, dk, dv)
+            db = group_window_backward(qs, k, v, go, row_term, lse_c, mask, ctx.windows, eb1, dq_corr, dk, dv)
         dq = dq.float() + dq_corr * sm
         s = scale.float()
         d_lidar = (s * db[0]).to(lidar_weight.dtype) if ctx.needs_input_grad[3] else None

@@ -28,12 +28,8 @@ import torch
 from torch import Tensor
 
 from ...ops import window_attention_cpu as window_kernel
-from .window_groups import WindowGroup, WindowPart, add_to_box, autocast_off, gather_box, group_queries
-
-
-def _group_scores(qs: Tensor, kb: Tensor, mask: Optional[Tensor], g: WindowGroup) -> Tensor:
-    """[h, Qg, Kb] scores of a group's queries on its box keys kb, -inf outside their windows."""
-    return g.scores(qs, kb, mask).masked_fill_(g.inside() == 0, float('-inf'))
+from .window_groups import (WindowPart, autocast_off, gather_box, group_queries, group_window_backward,
+                            window_scores)
 
 
 def _finite(x: Tensor) -> Tensor:
@@ -49,29 +45,13 @@ def _group_forward(qs, k, v, mask, groups):
     lses = qs.new_full((2, b, h, nq), float('-inf'))
     for g in groups:
         i, qi, p = g.sample, g.queries, g.part.index
-        s = _group_scores(qs, gather_box(g, k), mask, g)
+        s = window_scores(qs, gather_box(g, k), mask, g)
         lse = torch.logsumexp(s, -1)                                       # [h, Qg]
         probs = (s - _finite(lse)[..., None]).exp_()
         lses[p, i].index_copy_(1, qi, lse)
         outs[p, i].index_copy_(1, qi, torch.matmul(probs, gather_box(g, v)))
     lse = torch.logaddexp(lses[0], lses[1])
     return (torch.exp(lses - _finite(lse))[..., None] * outs).sum(0), lse
-
-
-def _group_backward(qs, k, v, go, row_term, lse, mask, groups, dq, dk, dv):
-    """Pure-PyTorch softmax backward on each group's window keys, added to dq, dk, dv."""
-    for g in groups:
-        i, qi = g.sample, g.queries
-        kb = gather_box(g, k)
-        s = _group_scores(qs, kb, mask, g)
-        probs = (s - lse[i].index_select(1, qi)[..., None]).exp_()       # true P on the box
-        qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)
-        ds = torch.matmul(gog, gather_box(g, v).transpose(1, 2))
-        ds -= row_term[i].index_select(1, qi)[..., None]
-        ds *= probs
-        dq[i].index_add_(1, qi, torch.matmul(ds, kb))
-        add_to_box(g, dk, torch.matmul(ds.transpose(1, 2), qg))
-        add_to_box(g, dv, torch.matmul(probs.transpose(1, 2), gog))
 
 
 class _LocalWindowAttention(torch.autograd.Function):
@@ -104,12 +84,10 @@ class _LocalWindowAttention(torch.autograd.Function):
         # key-major buffers, so that a group's box is a strided view with contiguous rows
         dk = qs.new_zeros(b, k.shape[2], h, d).transpose(1, 2)
         dv = qs.new_zeros(b, v.shape[2], h, d).transpose(1, 2)
-        if isinstance(ctx.windows, window_kernel.PackedWindows):
-            # w = 1: the plain softmax backward on the window keys
-            window_kernel.window_backward(qs, k, v, go, row_term, lse, mask, ctx.windows,
-                                          qs.new_ones(2, b, nq), dq, dk, dv)
-        else:
-            _group_backward(qs, k, v, go, row_term, lse, mask, ctx.windows, dq, dk, dv)
+        # w = 1: the plain softmax backward on the window keys
+        backward = (window_kernel.window_backward if isinstance(ctx.windows, window_kernel.PackedWindows)
+                    else group_window_backward)
+        backward(qs, k, v, go, row_term, lse, mask, ctx.windows, qs.new_ones(2, b, nq), dq, dk, dv)
         return (dq * sm).to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
 
 

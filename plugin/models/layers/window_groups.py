@@ -199,6 +199,38 @@ def add_to_box(g: WindowGroup, grad: Tensor, update: Tensor):
     box += update.transpose(0, 1).view(box.shape)
 
 
+def window_scores(qs: Tensor, kb: Tensor, mask: Optional[Tensor], g: WindowGroup) -> Tensor:
+    """[h, Qg, Kb] scores of a group's queries on its box keys kb, -inf outside their windows."""
+    return g.scores(qs, kb, mask).masked_fill_(g.inside() == 0, float('-inf'))
+
+
+def group_window_backward(qs: Tensor, k: Tensor, v: Tensor, go: Tensor, row_term: Tensor, lse: Tensor,
+                          mask: Optional[Tensor], groups: List[WindowGroup], weight: Tensor, dq: Tensor,
+                          dk: Tensor, dv: Tensor) -> Tensor:
+    """The grouped (pure-PyTorch) twin of the compiled kernel's `window_backward`: for
+    P = exp(s - lse) on each query's window keys (lse finite) and w = weight[part, b, q],
+        dS = P (go . v - row_term);  dq += w dS k;  dk += w dS qs;  dv += w P go
+    in place (dk, dv through box views), and returns db [2, B, Q] = (w + 1) * the window's
+    dS summed over heads and keys, per part."""
+    db = torch.zeros_like(weight)
+    for g in groups:
+        i, qi = g.sample, g.queries
+        kb = gather_box(g, k)
+        p = (window_scores(qs, kb, mask, g) - lse[i].index_select(1, qi)[..., None]).exp_()
+        qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)        # [h, Qg, d]
+        ds = torch.matmul(gog, gather_box(g, v).transpose(1, 2))
+        ds -= row_term[i].index_select(1, qi)[..., None]
+        ds *= p
+        w = weight[g.part.index, i, qi]                                          # [Qg]
+        db[g.part.index, i].index_add_(0, qi, ds.sum((0, 2)) * (w + 1.0))
+        ds *= w[:, None]
+        p *= w[:, None]
+        dq[i].index_add_(1, qi, torch.matmul(ds, kb))
+        add_to_box(g, dk, torch.matmul(ds.transpose(1, 2), qg))
+        add_to_box(g, dv, torch.matmul(p.transpose(1, 2), gog))
+    return db
+
+
 def autocast_off(fn):
     """Runs an autograd Function's forward / backward with autocast disabled: the window
     terms are accumulated in float32 buffers (index_add_ refuses the half-precision

@@ -32,17 +32,15 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS
 
 from ..utils.projection import (bev_cell_centres, camera_poses, padded_input_shape, project_points,
-                                sample_image_features, stack_lidar2img, visible_mask)
+                                require_lidar2img, sample_image_features, visible_mask)
 
 
-def project_bev_cells(img_metas: List[dict], bev_shape: Sequence[int], pc_range: Sequence[float],
-                      heights: Sequence[float], num_views: int, device, dtype) -> Tuple[Tensor, Tensor]:
-    """Pixels uv [B, V, H * W * Z, 2] of the BEV cell centres at the Z heights in every view,
-    and whether each view sees them (in front, inside the unpadded image) [B, V, H * W * Z]."""
-    lidar2img = stack_lidar2img(img_metas, device=device, dtype=dtype)
-    if lidar2img is None or lidar2img.shape[1] != num_views:
-        raise ValueError(f"img_metas need 'lidar2img' for all {num_views} views of the image features")
-    centres = bev_cell_centres(bev_shape, pc_range, heights, device, dtype)
+def project_bev_cells(lidar2img: Tensor, img_metas: List[dict], bev_shape: Sequence[int],
+                      pc_range: Sequence[float], heights: Sequence[float]) -> Tuple[Tensor, Tensor]:
+    """Pixels uv [B, V, H * W * Z, 2] of the BEV cell centres at the Z heights in every view
+    of lidar2img [B, V, 4, 4], and whether each view sees them (in front, inside the
+    unpadded image) [B, V, H * W * Z]."""
+    centres = bev_cell_centres(bev_shape, pc_range, heights, lidar2img.device, lidar2img.dtype)
     uv, depth = project_points(centres.expand(lidar2img.shape[0], -1, -1), lidar2img)
     return uv, visible_mask(uv, depth, [m['img_shape'] for m in img_metas])
 
@@ -128,8 +126,8 @@ class FuTrFusionNeck(BaseModule):
             raise ValueError(f'FuTrFusionNeck expects bev [B, C, H, W] and img_feats [B, V, C, h, w], '
                              f'got {tuple(bev.shape)} and {tuple(img_feats.shape)}')
         b, c, h, w = bev.shape
-        uv, seen = project_bev_cells(img_metas, (h, w), self.pc_range, self.heights, img_feats.shape[1],
-                                     bev.device, bev.dtype)
+        lidar2img = require_lidar2img(img_metas, img_feats.shape[1], bev.device, bev.dtype)
+        uv, seen = project_bev_cells(lidar2img, img_metas, (h, w), self.pc_range, self.heights)
         out = bev
         if self.use_spatial:
             feats = self.img_proj(img_feats.flatten(0, 1)).unflatten(0, img_feats.shape[:2])
@@ -138,16 +136,14 @@ class FuTrFusionNeck(BaseModule):
         if self.use_film:
             # fraction of the heights at which each view sees each cell [B, V, HW]
             visibility = seen.to(bev.dtype).unflatten(2, (-1, len(self.heights))).mean(3)
-            out = self._film(out, bev, img_feats, img_metas, visibility)
+            out = self._film(out, bev, img_feats, lidar2img, visibility)
         return out
 
-    def _film(self, out: Tensor, bev: Tensor, img_feats: Tensor, img_metas: List[dict],
-              visibility: Tensor) -> Tensor:
+    def _film(self, out: Tensor, bev: Tensor, img_feats: Tensor, lidar2img: Tensor, visibility: Tensor) -> Tensor:
         b, v = img_feats.shape[:2]
         # camera tokens: pooled grid + token position + this camera's pose
         cam = F.adaptive_avg_pool2d(img_feats.flatten(0, 1), self.cam_pool_size).flatten(2).transpose(1, 2)
         cam = self.cam_proj(cam).unflatten(0, (b, v)) + self.cam_token_pos                  # [B, V, T, E]
-        lidar2img = stack_lidar2img(img_metas, device=bev.device, dtype=bev.dtype)
         centre, axis = camera_poses(lidar2img)
         extent = bev.new_tensor(self.pc_range[3:]) - bev.new_tensor(self.pc_range[:3])
         pose = torch.cat([(centre - bev.new_tensor(self.pc_range[:3])) / extent, axis], -1)

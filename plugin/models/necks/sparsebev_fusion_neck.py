@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 
-from ..utils.projection import (bev_cell_centres, padded_input_shape, project_points, sample_image_features,
-                                stack_lidar2img, visible_mask)
+from ..utils.projection import (bev_cell_centres, padded_input_shape, project_points, require_lidar2img,
+                                sample_image_features, visible_mask)
 
 
 @MODELS.register_module()
@@ -76,9 +76,7 @@ class SparseBEVFusionNeck(BaseModule):
                              f'got {tuple(bev.shape)} and {tuple(img_feats.shape)}')
         b, c, h, w = bev.shape
         v = img_feats.shape[1]
-        lidar2img = stack_lidar2img(img_metas, device=bev.device, dtype=bev.dtype)
-        if lidar2img is None or lidar2img.shape[1] != v:
-            raise ValueError(f"img_metas need 'lidar2img' for all {v} views of the image features")
+        lidar2img = require_lidar2img(img_metas, v, bev.device, bev.dtype)
         # keep the top-k cells
         score = self.scorer(bev).flatten(1)                                                  # [B, HW]
         k = self.num_kept(h * w)

@@ -98,6 +98,15 @@ def stack_lidar2img(img_metas: Sequence[dict], device=None, dtype=torch.float32)
     return torch.stack([torch.as_tensor(m['lidar2img'], dtype=dtype) for m in img_metas]).to(device)
 
 
+def require_lidar2img(img_metas: Sequence[dict], num_views: int, device=None, dtype=torch.float32) -> Tensor:
+    """`stack_lidar2img`, for modules that cannot work without it: [B, V, 4, 4], else a
+    ValueError naming the meta key and the number of views the image features have."""
+    lidar2img = stack_lidar2img(img_metas, device=device, dtype=dtype)
+    if lidar2img is None or lidar2img.shape[1] != num_views:
+        raise ValueError(f"img_metas need 'lidar2img' for all {num_views} views of the image features")
+    return lidar2img
+
+
 def bev_cells(ref: Tensor, bev_shape: Sequence[int]) -> Tensor:
     """(row, col) [B, N, 2] of the BEV cells holding normalised points ref [B, N, >= 2].
 
