@@ -2,7 +2,7 @@
 
 `local_bias_attention` and `local_window_attention` need sums over each query's window
 keys. `csrc/window_attention_cpu.cpp` walks every (query, head)'s window rows directly;
-the pure-PyTorch route (`window_groups.py`: grouped boxes and batched matmuls) computes
+the pure-PyTorch route (`window_groups.py`: grouped boxes and matmuls) computes
 the same numbers and remains the route on CUDA, when the extension is not built, or when
 `kernel_disabled()` is active (tests check that both routes agree with the dense
 reference). The extension is built by `pip install -e .` (setup.py).
@@ -107,8 +107,9 @@ def window_backward(qs: Tensor, k: Tensor, v: Tensor, go: Tensor, row_term: Tens
                     dk: Tensor, dv: Tensor) -> Tensor:
     """Adds w dS k to dq, w dS qs to dk and w p go to dv (in place: dq contiguous, dk / dv
     float32 with unit last stride) on the window keys, p = exp(s - lse); returns
-    db [2, B, h, Q] = (w + 1) * the window's sum of dS per part."""
+    db [2, B, Q] = (w + 1) * the window's sum of dS per part, over heads and keys (the same
+    interface as the grouped route's `window_groups.group_window_backward`)."""
     shape = (*qs.shape[:3], k.shape[2])
     return _ext.window_backward(qs.contiguous(), as_key_buffer(k), as_key_buffer(v), go.float().contiguous(),
                                 row_term.float().contiguous(), lse.float().contiguous(),
-                                _mask(mask, shape), *windows, weight.float().contiguous(), dq, dk, dv)
+                                _mask(mask, shape), *windows, weight.float().contiguous(), dq, dk, dv).sum(2)

@@ -97,11 +97,9 @@ class _LocalBiasAttention(torch.autograd.Function):
         lse_c = lse.contiguous()
         row_term = (go * out.float()).sum(-1)                              # D = rowsum(dO * O) [B, h, Q]
         dq_corr = torch.zeros_like(qs)
-        if isinstance(ctx.windows, window_kernel.PackedWindows):
-            db = window_kernel.window_backward(qs, k, v, go, row_term, lse_c, mask, ctx.windows, eb1,
-                                               dq_corr, dk, dv).sum(2)
-        else:
-            db = group_window_backward(qs, k, v, go, row_term, lse_c, mask, ctx.windows, eb1, dq_corr, dk, dv)
+        backward = (window_kernel.window_backward if isinstance(ctx.windows, window_kernel.PackedWindows)
+                    else group_window_backward)
+        db = backward(qs, k, v, go, row_term, lse_c, mask, ctx.windows, eb1, dq_corr, dk, dv)
         dq = dq.float() + dq_corr * sm
         s = scale.float()
         d_lidar = (s * db[0]).to(lidar_weight.dtype) if ctx.needs_input_grad[3] else None
