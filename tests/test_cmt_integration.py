@@ -23,9 +23,10 @@ def tiny_options(root):
             'default_hooks.logger.interval=2', 'default_hooks.checkpoint.interval=1']
 
 
-def _cfg(root):
+def tiny_cfg(root, config=CONFIG):
+    """`config` with the tiny options above, pointed at the generated set `root`."""
     from mmengine.config import Config, DictAction
-    cfg = Config.fromfile(CONFIG)
+    cfg = Config.fromfile(config)
     opts = {}
     for kv in tiny_options(root):
         k, v = kv.split('=', 1)
@@ -34,15 +35,18 @@ def _cfg(root):
     return cfg
 
 
-def test_tiny_model_overfits_a_fixed_batch(synthetic_root):
+def fit_fixed_batch(cfg, steps, autocast_dtype=None, after_backward=None):
+    """Builds cfg.model without DN (deterministic targets), trains it with AdamW 1e-3 on
+    the first training sample for `steps` steps (under CPU autocast to `autocast_dtype`
+    if given) and returns the loss history; `after_backward(model, step)` may inspect
+    gradients."""
     from mmdet3d.registry import DATASETS, MODELS
     from mmdet3d.utils import register_all_modules
     from mmengine.dataset import pseudo_collate
     register_all_modules(init_default_scope=True)
     import plugin  # noqa: F401
     torch.manual_seed(0)
-    cfg = _cfg(synthetic_root)
-    cfg.model.pts_bbox_head.dn_cfg = None  # deterministic targets for this check
+    cfg.model.pts_bbox_head.dn_cfg = None
     model = MODELS.build(cfg.model)
     model.init_weights()
     dataset = DATASETS.build(cfg.train_dataloader.dataset)
@@ -50,15 +54,23 @@ def test_tiny_model_overfits_a_fixed_batch(synthetic_root):
     optim = torch.optim.AdamW(model.parameters(), lr=1e-3)
     model.train()
     history = []
-    for _ in range(60):
-        losses = model.loss(batch['inputs'], batch['data_samples'])
+    for step in range(steps):
+        with torch.autocast('cpu', dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
+            losses = model.loss(batch['inputs'], batch['data_samples'])
         loss = sum(losses.values())
         assert torch.isfinite(loss)
         optim.zero_grad()
         loss.backward()
+        if after_backward is not None:
+            after_backward(model, step)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 35)
         optim.step()
         history.append(float(loss.detach()))
+    return history
+
+
+def test_tiny_model_overfits_a_fixed_batch(synthetic_root):
+    history = fit_fixed_batch(tiny_cfg(synthetic_root), 60)
     assert min(history[-5:]) < 0.6 * history[0], history
 
 

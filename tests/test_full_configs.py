@@ -13,9 +13,10 @@ FULL = ['configs/cmt/cmt_voxel0100_r50-800x320_8xb2-cyclic-20e_nus-3d.py',
 AQR = 'configs/aqr/cmt-aqr_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
 NECKS = ['configs/futr/cmt-futr_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py',
          'configs/sparsebev/cmt-sparsebev_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py']
+TRIPLANE = 'configs/triplane/cmt-triplane_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
 
 
-@pytest.mark.parametrize('config', FULL + [AQR] + NECKS)
+@pytest.mark.parametrize('config', FULL + [AQR] + NECKS + [TRIPLANE])
 def test_full_config_forward(config, synthetic_root):
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
@@ -28,6 +29,12 @@ def test_full_config_forward(config, synthetic_root):
     assert head.num_query == 900 and cfg.model.pts_bbox_head.transformer.decoder.num_layers == 6
     model = MODELS.build(cfg.model)
     assert (model.fusion_neck is None) == ('fusion_neck' not in cfg.model)
+    assert (model.triplane is None) == ('triplane' not in cfg.model)
+    if model.triplane is not None:   # the paper's sizes (seed note 003)
+        gen = model.triplane.generator
+        assert (gen.internal_resolution, gen.triplane_resolution, gen.d_model, gen.head_dim, gen.num_heads,
+                gen.output_channels) == (64, 128, 512, 64, 8, 80)
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
     with pytest.warns(UserWarning, match='not found'):   # no pretrained weights here
         model.init_weights()
     model.eval()

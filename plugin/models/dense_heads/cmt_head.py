@@ -22,6 +22,11 @@ loss on the BEV map (`BEVHeatmapAux`, `loss_heatmap`); inference is unchanged.
 every query a LiDAR and a camera weight from a LAM-restricted attention over the memory,
 and `AttentionBiasGenerator` turns them into a `LocalWindowBias` that every decoder
 cross-attention adds to its scores, exactly and without a dense [B, Q, K] tensor.
+
+`triplane_cfg` (optional, issue #6) = dict(in_channels, reduce='sum'): given the planes of
+`TriplaneNeck`, every query's content gets LayerNorm -> Linear of the triplane features
+sampled at its reference point (`sample_triplane`). The Linear starts at zero, so the
+head starts as it would without the triplane.
 """
 import copy
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -38,6 +43,7 @@ from mmdet3d.structures import LiDARInstance3DBoxes
 
 from ..task_modules.box3d_coding import encode_boxes
 from ..utils.bev_sampling import sample_bev
+from ..utils.triplane_sampling import sample_triplane
 from ..utils.position_embedding import BEVPositionEmbedding, CameraRayEmbedding
 from ..utils.projection import (denormalize_points, inside_image, padded_input_shape, project_points, stack_lidar2img,
                                 visible_mask)
@@ -88,6 +94,7 @@ class CmtHead(BaseModule):
                  attn_bias_cfg: Optional[dict] = None,
                  query_content: str = 'zeros',
                  aux_heatmap_cfg: Optional[dict] = None,
+                 triplane_cfg: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
                  init_cfg: Optional[dict] = None):
@@ -145,6 +152,19 @@ class CmtHead(BaseModule):
                        pc_range=self.pc_range)
             aux.update(aux_heatmap_cfg)
             self.aux_heatmap = MODELS.build(aux)
+        self.triplane_query = None
+        if triplane_cfg is not None:
+            unknown = set(triplane_cfg) - {'in_channels', 'reduce'}
+            if 'in_channels' not in triplane_cfg or unknown:
+                raise ValueError("pts_bbox_head.triplane_cfg takes in_channels (the planes' channels) and "
+                                 f"reduce ('sum' | 'concat'); got {dict(triplane_cfg)}")
+            self.triplane_reduce = triplane_cfg.get('reduce', 'sum')
+            if self.triplane_reduce not in ('sum', 'concat'):
+                raise ValueError(f"pts_bbox_head.triplane_cfg.reduce must be 'sum' or 'concat', "
+                                 f"got {self.triplane_reduce!r}")
+            self.triplane_channels = int(triplane_cfg['in_channels'])
+            width = self.triplane_channels * (3 if self.triplane_reduce == 'concat' else 1)
+            self.triplane_query = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, embed_dims))
 
     def init_weights(self):
         super().init_weights()
@@ -152,6 +172,9 @@ class CmtHead(BaseModule):
         nn.init.uniform_(self.reference_points.weight, 0, 1)
         for head in self.task_heads:
             nn.init.constant_(head.branches['cls'][-1].bias, bias_init_with_prob(0.01))
+        if self.triplane_query is not None:
+            nn.init.zeros_(self.triplane_query[-1].weight)
+            nn.init.zeros_(self.triplane_query[-1].bias)
 
     # ------------------------------------------------------------------ embeddings
     def _bev_memory(self, bev_feat: Tensor) -> Tuple[Tensor, Tensor]:
@@ -191,8 +214,10 @@ class CmtHead(BaseModule):
 
     # ------------------------------------------------------------------ forward
     def forward(self, bev_feat: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict],
-                gt_boxes: Optional[List[Tensor]] = None, gt_labels: Optional[List[Tensor]] = None):
-        """Returns (per-task list of dict(cls [L, B, N, Ct], codes [L, B, N, 10]), dn_meta)."""
+                gt_boxes: Optional[List[Tensor]] = None, gt_labels: Optional[List[Tensor]] = None,
+                triplane: Optional[Tensor] = None):
+        """Returns (per-task list of dict(cls [L, B, N, Ct], codes [L, B, N, 10]), dn_meta).
+        `triplane` [B, 3, C, T, T]: the planes of `TriplaneNeck` (used with `triplane_cfg`)."""
         ref_feat = bev_feat if bev_feat is not None else img_feats
         b, device = ref_feat.shape[0], ref_feat.device
         ref = self.reference_points.weight[None].expand(b, -1, -1)
@@ -214,6 +239,9 @@ class CmtHead(BaseModule):
             query = self.content_proj(sample_bev(bev, ref[..., :2]))
         else:
             query = torch.zeros_like(query_pos)
+        if self.triplane_query is not None and triplane is not None:
+            sampled = sample_triplane(triplane, ref.clamp(0, 1), self.triplane_reduce)
+            query = query + self.triplane_query(sampled.to(query.dtype))
         memory = self.transformer.memory(bev, img, bev_pos, img_pos, pad_mask)
         attn_bias = None
         if self.aqr is not None:

@@ -3,8 +3,11 @@
 LiDAR: voxelisation (the data preprocessor) -> voxel encoder -> middle encoder -> backbone
 -> neck = one BEV map. Cameras: [B, V, 3, H, W] -> backbone -> neck = one stride-s map per
 view. An optional `fusion_neck` (issue #5) may then rewrite the BEV map given the image
-maps and the calibration: `bev = fusion_neck(bev, img_feats, img_metas)`. The head
-decodes both. Either modality may be left out of the config (LiDAR-only / camera-only).
+maps and the calibration: `bev = fusion_neck(bev, img_feats, img_metas)`. An optional
+`triplane` neck (issue #6) then builds three feature planes from both and fuses the XY
+plane into the BEV map: `bev, planes = triplane(bev, img_feats, img_metas)`; the head
+samples the planes at its queries' reference points (`pts_bbox_head.triplane_cfg`). The
+head decodes both. Either modality may be left out of the config (LiDAR-only / camera-only).
 """
 from typing import Dict, List, Optional, Tuple
 
@@ -19,13 +22,22 @@ from mmdet3d.structures import Det3DDataSample
 @MODELS.register_module()
 class CmtDetector(MVXTwoStageDetector):
 
-    def __init__(self, fusion_neck: Optional[dict] = None, **kwargs):
+    def __init__(self, fusion_neck: Optional[dict] = None, triplane: Optional[dict] = None, **kwargs):
         super().__init__(**kwargs)
         self.fusion_neck = MODELS.build(fusion_neck) if fusion_neck else None
+        self.triplane = MODELS.build(triplane) if triplane else None
+        head_reads = getattr(self.pts_bbox_head, 'triplane_query', None) is not None
+        if head_reads and self.triplane is None:
+            raise ValueError('model.pts_bbox_head.triplane_cfg samples triplane features, but model.triplane '
+                             'is not set')
+        if head_reads and self.pts_bbox_head.triplane_channels != self.triplane.generator.output_channels:
+            raise ValueError('model.pts_bbox_head.triplane_cfg.in_channels must equal '
+                             f'model.triplane.generator.output_channels ({self.triplane.generator.output_channels})')
 
     def extract_feat(self, batch_inputs_dict: dict, batch_input_metas: List[dict]
-                     ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
-        """Returns (image maps [B, V, C, h, w] or None, BEV map [B, C, H, W] or None)."""
+                     ) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
+        """Returns (image maps [B, V, C, h, w], BEV map [B, C, H, W], triplane [B, 3, C, T, T]),
+        each None when the model or the input lacks it."""
         imgs = batch_inputs_dict.get('imgs', None)
         img_feats = None
         if imgs is not None and self.with_img_backbone:
@@ -40,7 +52,10 @@ class CmtDetector(MVXTwoStageDetector):
             bev = self.extract_pts_feat(batch_inputs_dict['voxels'], batch_input_metas=batch_input_metas)[0]
         if self.fusion_neck is not None and bev is not None and img_feats is not None:
             bev = self.fusion_neck(bev, img_feats, batch_input_metas)
-        return img_feats, bev
+        planes = None
+        if self.triplane is not None and (bev is not None or img_feats is not None):
+            bev, planes = self.triplane(bev, img_feats, batch_input_metas)
+        return img_feats, bev, planes
 
     @staticmethod
     def _gt(batch_data_samples: List[Det3DDataSample]):
@@ -54,15 +69,15 @@ class CmtDetector(MVXTwoStageDetector):
     def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
              **kwargs) -> Dict[str, Tensor]:
         metas = [s.metainfo for s in batch_data_samples]
-        img_feats, bev = self.extract_feat(batch_inputs_dict, metas)
+        img_feats, bev, planes = self.extract_feat(batch_inputs_dict, metas)
         boxes, labels = self._gt(batch_data_samples)
-        outs, dn = self.pts_bbox_head(bev, img_feats, metas, boxes, labels)
+        outs, dn = self.pts_bbox_head(bev, img_feats, metas, boxes, labels, triplane=planes)
         return self.pts_bbox_head.loss(outs, dn, boxes, labels, bev_feat=bev)
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
                 **kwargs) -> List[Det3DDataSample]:
         metas = [s.metainfo for s in batch_data_samples]
-        img_feats, bev = self.extract_feat(batch_inputs_dict, metas)
-        outs, _ = self.pts_bbox_head(bev, img_feats, metas)
+        img_feats, bev, planes = self.extract_feat(batch_inputs_dict, metas)
+        outs, _ = self.pts_bbox_head(bev, img_feats, metas, triplane=planes)
         results = self.pts_bbox_head.predict_by_feat(outs, metas)
         return self.add_pred_to_datasample(batch_data_samples, results)

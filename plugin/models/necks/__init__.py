@@ -1,5 +1,6 @@
 from .cpfpn import CPFPN
 from .futr_fusion_neck import FuTrFusionNeck
 from .sparsebev_fusion_neck import SparseBEVFusionNeck
+from .triplane_neck import TriplaneNeck
 
-__all__ = ['CPFPN', 'FuTrFusionNeck', 'SparseBEVFusionNeck']
+__all__ = ['CPFPN', 'FuTrFusionNeck', 'SparseBEVFusionNeck', 'TriplaneNeck']

@@ -1,0 +1,60 @@
+"""`DeviceAmpOptimWrapper`: mmengine's AmpOptimWrapper that also runs on a CPU.
+
+On CUDA (and NPU / MLU / MUSA) it *is* `AmpOptimWrapper`: fp16 autocast with loss
+scaling. On a CPU mmengine's wrapper refuses to start (its __init__ asserts an
+accelerator), although `mmengine.runner.amp.autocast` supports CPU bfloat16. This
+subclass is the one place that works around it: on a CPU it autocasts to bfloat16 and
+uses no loss scaler (bfloat16 keeps float32's exponent range, so gradients do not
+underflow the way fp16's do), and otherwise behaves like the plain `OptimWrapper`.
+Used by the synthetic triplane config (issue #6) so that AMP runs on any machine.
+"""
+from typing import Union
+
+import torch
+from mmengine.device import is_cuda_available, is_mlu_available, is_musa_available, is_npu_available
+from mmengine.optim import AmpOptimWrapper, OptimWrapper
+
+from mmdet3d.registry import OPTIM_WRAPPERS
+
+
+def _accelerator_available() -> bool:
+    return is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()
+
+
+@OPTIM_WRAPPERS.register_module()
+class DeviceAmpOptimWrapper(AmpOptimWrapper):
+    """AmpOptimWrapper on an accelerator; bfloat16 autocast without loss scaling on a CPU."""
+
+    def __init__(self, loss_scale: Union[str, float, dict] = 'dynamic', dtype: Union[str, torch.dtype] = None,
+                 use_fsdp: bool = False, **kwargs):
+        if _accelerator_available():
+            super().__init__(loss_scale=loss_scale, dtype=dtype, use_fsdp=use_fsdp, **kwargs)
+            return
+        if dtype not in (None, 'bfloat16', torch.bfloat16):
+            raise ValueError(f'optim_wrapper.dtype={dtype!r}: on a CPU, DeviceAmpOptimWrapper autocasts to '
+                             'bfloat16 only (what torch supports there); leave dtype unset')
+        OptimWrapper.__init__(self, **kwargs)   # skips AmpOptimWrapper's accelerator assert
+        self.loss_scaler = None
+        self._scale_update_param = None
+        self.cast_dtype = torch.bfloat16
+
+    def backward(self, loss: torch.Tensor, **kwargs):
+        if self.loss_scaler is None:
+            return OptimWrapper.backward(self, loss, **kwargs)
+        return super().backward(loss, **kwargs)
+
+    def step(self, **kwargs):
+        if self.loss_scaler is None:
+            return OptimWrapper.step(self, **kwargs)
+        return super().step(**kwargs)
+
+    def state_dict(self) -> dict:
+        if self.loss_scaler is None:
+            return OptimWrapper.state_dict(self)
+        return super().state_dict()
+
+    def load_state_dict(self, state_dict: dict):
+        if self.loss_scaler is None:
+            state_dict.pop('loss_scaler', None)   # a checkpoint from a GPU run
+            return OptimWrapper.load_state_dict(self, state_dict)
+        return super().load_state_dict(state_dict)
