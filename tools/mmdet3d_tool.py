@@ -5,6 +5,8 @@ mmdet3d's command line (`--cfg-options`, `--work-dir`, `--resume`, `--amp`, `--l
 Additions, nothing else:
   * `import plugin` first (registers our modules and its compat fixes, e.g. loading local
     mmengine checkpoints under torch's weights-only default);
+  * the merged config (with `--cfg-options`) is checked first (plugin/engine/config_check.py):
+    an unknown `type` or an invalid number fails at once, naming the config key;
   * distributed runs on a machine without CUDA use the gloo backend (NCCL needs GPUs) and
     a DDP wrapper without device ids (see plugin/compat.py).
 """
@@ -15,6 +17,26 @@ import sys
 sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
 
+def check(argv: list) -> None:
+    """Runs check_config on the config the tool will build (its first argument)."""
+    import argparse
+
+    from mmengine.config import Config, DictAction
+
+    from plugin.engine.config_check import ConfigError, check_config
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('config')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    args, _ = parser.parse_known_args(argv)
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    try:
+        check_config(cfg)
+    except ConfigError as err:   # a message for the user, not a traceback
+        raise SystemExit(f'config error in {args.config}: {err}') from None
+
+
 def run(tool: str):
     import mmdet3d
     import torch
@@ -22,6 +44,8 @@ def run(tool: str):
     import plugin  # noqa: F401
     script = osp.join(osp.dirname(mmdet3d.__file__), '.mim', 'tools', tool)
     argv = sys.argv[1:]
+    if argv and not argv[0].startswith('-'):
+        check(argv)
     launcher = argv[argv.index('--launcher') + 1] if '--launcher' in argv else 'none'
     if launcher != 'none' and not torch.cuda.is_available():
         extra = ['env_cfg.dist_cfg.backend=gloo', 'model_wrapper_cfg.type=CPUDistributedDataParallel',

@@ -103,7 +103,7 @@ test_pipeline = _load + [
 train_dataloader = dict(
     batch_size=2,
     dataset=dict(_delete_=True, type='CBGSDataset',
-                 dataset=dict(type='NuScenesDataset', data_root='data/nuscenes/',
+                 dataset=dict(type={{_base_.dataset_type}}, data_root='data/nuscenes/',
                               ann_file='nuscenes_infos_train.pkl', pipeline=train_pipeline,
                               metainfo=dict(classes=class_names),
                               modality=dict(use_lidar=True, use_camera=True),

@@ -71,7 +71,7 @@ test_pipeline = _load + [
 ]
 train_dataloader = dict(
     batch_size=2, num_workers=2, persistent_workers=False,
-    dataset=dict(_delete_=True, type='NuScenesDataset', data_root=data_root,
+    dataset=dict(_delete_=True, type={{_base_.dataset_type}}, data_root=data_root,
                  ann_file='nuscenes_infos_train.pkl', pipeline=train_pipeline,
                  metainfo=dict(classes=class_names, version='v1.0-mini'),
                  modality=dict(use_lidar=True, use_camera=True),

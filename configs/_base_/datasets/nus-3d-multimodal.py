@@ -13,7 +13,7 @@ class_names = [
 camera_names = ['CAM_FRONT', 'CAM_FRONT_RIGHT', 'CAM_FRONT_LEFT',
                 'CAM_BACK', 'CAM_BACK_LEFT', 'CAM_BACK_RIGHT']
 metainfo = dict(classes=class_names)  # version defaults to v1.0-trainval
-dataset_type = 'NuScenesDataset'
+dataset_type = 'CheckedNuScenesDataset'  # mmdet3d's NuScenesDataset + input checks (plugin)
 data_root = 'data/nuscenes/'
 input_modality = dict(use_lidar=True, use_camera=True)
 data_prefix = dict(pts='samples/LIDAR_TOP', sweeps='sweeps/LIDAR_TOP',
