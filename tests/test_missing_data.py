@@ -1,6 +1,7 @@
 """Missing data is a normal case (#7): empty point clouds, blank cameras, queries that no
 camera sees and padded images give finite predictions and finite losses and gradients."""
 import copy
+import functools
 import os.path as osp
 
 import pytest
@@ -22,19 +23,28 @@ def _with(pipeline, transforms):
     return list(pipeline[:at]) + transforms + list(pipeline[at:])
 
 
+_DATASETS = {}
+
+
 def _items(cfg, split, per_sample):
-    """One item per entry of `per_sample` (the failure transforms of that sample)."""
+    """One item per entry of `per_sample` (the failure transforms of that sample); the
+    datasets are built once per pipeline (all synthetic configs share their pipelines)."""
     from mmdet3d.registry import DATASETS
     loader = cfg.train_dataloader if split == 'train' else cfg.test_dataloader
     items = []
     for i, transforms in enumerate(per_sample):
         ds = copy.deepcopy(loader.dataset)
         ds.pipeline = _with(ds.pipeline, transforms)
-        items.append(DATASETS.build(ds)[i])
+        key = repr(ds.to_dict() if hasattr(ds, 'to_dict') else ds)
+        if key not in _DATASETS:
+            _DATASETS[key] = DATASETS.build(ds)
+        items.append(_DATASETS[key][i])
     return items
 
 
+@functools.lru_cache(maxsize=None)
 def _model(config, root):
+    """The tiny variant of `config`, built once per module (the tests never step an optimizer)."""
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=True)
@@ -106,6 +116,7 @@ def test_queries_seen_by_no_camera_and_padded_images(synthetic_root, config):
     256x160 by the data preprocessor (pad_size_divisor=32)."""
     from mmengine.dataset import pseudo_collate
     cfg, model = _model(config, synthetic_root)
+    cfg = copy.deepcopy(cfg)          # the cached config stays as it is
     for loader in (cfg.train_dataloader, cfg.test_dataloader):
         for step in loader.dataset.pipeline:
             if step['type'] == 'MultiViewImageResizeCrop':

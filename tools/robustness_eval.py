@@ -101,7 +101,7 @@ def bar_chart(rows: list, label: str, path: str) -> None:
     ax.set_xticks(x, [r['scenario'] for r in rows], rotation=30, ha='right')
     ax.set_ylim(0, max(0.05, 1.2 * max(max(r['mAP'], r['NDS']) for r in rows)))
     ax.set_title(f'{label}: nuScenes metrics under sensor failures')
-    ax.legend()
+    ax.legend(loc='upper left', bbox_to_anchor=(1.0, 1.0))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
