@@ -153,4 +153,8 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    from plugin.engine.config_check import ConfigError
+    try:
+        main()
+    except ConfigError as err:   # a message for the user, not a traceback
+        raise SystemExit(f'config error: {err}') from None

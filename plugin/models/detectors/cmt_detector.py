@@ -34,13 +34,16 @@ class CmtDetector(MVXTwoStageDetector):
             raise ValueError('model.pts_bbox_head.triplane_cfg.in_channels must equal '
                              f'model.triplane.generator.output_channels ({self.triplane.generator.output_channels})')
 
-    def extract_pts_feat(self, voxel_dict: Dict[str, Tensor], batch_input_metas: List[dict], **kwargs
-                         ) -> List[Tensor]:
-        """mmdet3d's LiDAR branch with the batch size taken from the batch, not from the last
-        voxel's sample index as mmdet3d 1.4 does: that is one short when the last sample's
-        point cloud is empty (a LiDAR failure) and fails on an all-empty batch."""
+    def extract_pts_feat(self, voxel_dict: Dict[str, Tensor], points: Optional[List[Tensor]] = None,
+                         img_feats: Optional[List[Tensor]] = None,
+                         batch_input_metas: Optional[List[dict]] = None) -> List[Tensor]:
+        """mmdet3d's LiDAR branch (same signature) with the batch size taken from the batch, not
+        from the last voxel's sample index as mmdet3d 1.4 does: that is one short when the last
+        sample's point cloud is empty (a LiDAR failure) and fails on an all-empty batch."""
+        if batch_input_metas is None:
+            raise ValueError('CmtDetector.extract_pts_feat needs batch_input_metas (the batch size)')
         voxel_features = self.pts_voxel_encoder(voxel_dict['voxels'], voxel_dict['num_points'],
-                                                voxel_dict['coors'], None, batch_input_metas)
+                                                voxel_dict['coors'], img_feats, batch_input_metas)
         x = self.pts_middle_encoder(voxel_features, voxel_dict['coors'], len(batch_input_metas))
         x = self.pts_backbone(x)
         if self.with_pts_neck:
