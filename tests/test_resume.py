@@ -40,6 +40,15 @@ def _train(cfg, work_dir, resume=False, kill_after=None):
     return {k: v.detach().clone() for k, v in runner.model.state_dict().items()}
 
 
+@pytest.fixture(scope='module', autouse=True)
+def restore_determinism():
+    """randomness.deterministic=True makes mmengine switch torch to deterministic algorithms
+    process-wide; the rest of the suite must not run (slowly) under that setting."""
+    before = torch.are_deterministic_algorithms_enabled()
+    yield
+    torch.use_deterministic_algorithms(before)
+
+
 @pytest.fixture(scope='module')
 def cfg(synthetic_root):
     cfg = tiny_cfg(synthetic_root)
