@@ -15,7 +15,7 @@ from mmcv.transforms import BaseTransform
 from mmdet3d.registry import TRANSFORMS
 
 from .compute_lidar2img import lidar_aug_matrix
-from .sample_rng import choice, integers, sample_rng, uniform
+from .sample_rng import choice, integers, sample_rng
 
 Views = Union[str, Sequence[Union[int, str]], None]
 
@@ -99,8 +99,8 @@ class ImageOcclusion(BaseTransform):
             h, w = img.shape[:2]
             mask = np.zeros((h, w), dtype=bool)
             for _ in range(int(integers(rng, self.num_patches[0], self.num_patches[1] + 1))):
-                ph = max(1, int(round(uniform(rng, *self.patch_size) * h)))
-                pw = max(1, int(round(uniform(rng, *self.patch_size) * w)))
+                ph = max(1, int(round(rng.uniform(*self.patch_size) * h)))
+                pw = max(1, int(round(rng.uniform(*self.patch_size) * w)))
                 y0, x0 = int(integers(rng, 0, h - ph + 1)), int(integers(rng, 0, w - pw + 1))
                 mask[y0:y0 + ph, x0:x0 + pw] = True
             img[mask] = self.fill
@@ -138,7 +138,7 @@ class CalibrationNoise(BaseTransform):
         self.views, self.seed = views, seed
 
     def _unit(self, rng) -> np.ndarray:
-        vec = np.asarray(rng.normal(size=3) if hasattr(rng, 'normal') else rng.randn(3), dtype=np.float64)
+        vec = np.asarray(rng.normal(size=3), dtype=np.float64)   # Generator and np.random alike
         return vec / max(np.linalg.norm(vec), 1e-12)
 
     def transform(self, results: dict) -> dict:

@@ -20,11 +20,6 @@ def sample_rng(results: dict, seed: Optional[int]):
     return np.random.default_rng([int(seed), zlib.crc32(str(key).encode())])
 
 
-def uniform(rng, low: float, high: float, size=None):
-    """`uniform` under both the Generator and the legacy module API."""
-    return rng.uniform(low, high, size)
-
-
 def integers(rng, low: int, high: int, size=None):
     """Integers in [low, high) under both APIs (Generator.integers / np.random.randint)."""
     if isinstance(rng, np.random.Generator):
