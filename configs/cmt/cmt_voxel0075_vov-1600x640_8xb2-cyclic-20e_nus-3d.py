@@ -12,8 +12,9 @@ model = dict(
     data_preprocessor=dict(voxel_layer=dict(voxel_size=voxel_size, point_cloud_range=point_cloud_range)),
     img_backbone=dict(_delete_=True, type='VoVNet', spec_name='V-99-eSE', norm_eval=True, frozen_stages=-1,
                       out_features=('stage4', 'stage5'),
-                      # DD3D-pretrained V-99 (as in the official CMT); random init if absent
-                      pretrained='ckpts/fcos3d_vovnet_imgbackbone-remapped.pth'),
+                      # official CMT's DD3D-pretrained V-99 goes to ckpts/fcos3d_vovnet_imgbackbone-remapped.pth
+                      init_cfg=dict(type='StrictPretrained', prefix='img_backbone.',
+                                    checkpoint='ckpts/fcos3d_vovnet_imgbackbone-remapped.pth')),
     img_neck=dict(in_channels=[768, 1024]),
     pts_middle_encoder=dict(sparse_shape=[41, 1440, 1440]),
     pts_bbox_head=dict(pc_range=point_cloud_range))

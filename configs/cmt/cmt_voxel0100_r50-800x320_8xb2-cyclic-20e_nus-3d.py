@@ -29,8 +29,9 @@ model = dict(
         pad_size_divisor=32, **img_norm),
     img_backbone=dict(
         type='mmdet.ResNet', depth=50, num_stages=4, out_indices=(2, 3), frozen_stages=-1,
-        norm_cfg=dict(type='BN2d', requires_grad=False), norm_eval=True, style='caffe',
-        init_cfg=dict(type='PretrainedIfExists', checkpoint='ckpts/resnet50_caffe-788b5fa3.pth')),
+        norm_cfg=dict(type='BN', requires_grad=True), norm_eval=True, with_cp=True, style='pytorch',
+        # official CMT's nuImages-pretrained ResNet-50 (a detector checkpoint) goes to ckpts/nuim_r50.pth
+        init_cfg=dict(type='StrictPretrained', checkpoint='ckpts/nuim_r50.pth', prefix='img_backbone.')),
     img_neck=dict(type='CPFPN', in_channels=[1024, 2048], out_channels=embed_dims, num_outs=2),
     pts_voxel_encoder=dict(type='HardSimpleVFE', num_features=5),
     pts_middle_encoder=dict(

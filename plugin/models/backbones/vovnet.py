@@ -4,21 +4,22 @@ PETR and CMT): one-shot aggregation (OSA) blocks with an effective squeeze-excit
 Each OSA block runs `layers_per_block` 3x3 convolutions in sequence, concatenates its
 input with all their outputs, fuses them with a 1x1 convolution, re-weights the channels
 with eSE and (after the first block of a stage) adds the block input. Stages 3-5 start
-with a stride-2 max-pool. Pretrained weights come from `pretrained` (a local file) when
-it exists; otherwise the network is randomly initialised and a warning says so.
+with a stride-2 max-pool. The layout follows the VoVNet of DD3D / CMT
+(https://github.com/junjie18/CMT, `mmdet3d_plugin/models/backbones/vovnet.py`), so its
+pretrained checkpoints load after `convert_official_vovnet_keys`; pretrained weights come
+through `init_cfg` (`StrictPretrained` applies that conversion).
 """
-import os.path as osp
-import warnings
-from typing import Optional, Sequence
+from typing import Dict, Sequence
 
 import torch
 import torch.nn.functional as F
 from mmcv.cnn import ConvModule
 from mmengine.model import BaseModule
-from mmengine.runner import load_checkpoint
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
+
+from .official_vovnet_keys import convert_official_vovnet_keys
 
 # stem channels, per-stage conv channels, per-stage output channels, layers per block,
 # blocks per stage
@@ -69,21 +70,23 @@ class VoVNet(BaseModule):
     """Args:
         spec_name: one of ARCH_SPECS.
         out_features: names among 'stem', 'stage2'..'stage5' to return (strides 4..32).
-        frozen_stages: stem and stages up to this index (1 = stem, 2 = stage2, ...) are frozen.
+        frozen_stages: as in the official VoVNet and mmdet's ResNet: -1 freezes nothing,
+            0 the stem, k >= 1 the stem and stage2..stage(k+1).
         norm_eval: keep BatchNorm statistics frozen in training.
-        pretrained: optional local checkpoint path.
+        init_cfg: e.g. `dict(type='StrictPretrained', checkpoint=PATH, prefix='img_backbone.')`
+            for a checkpoint in the official naming.
     """
 
     def __init__(self, spec_name: str = 'V-99-eSE', input_ch: int = 3,
                  out_features: Sequence[str] = ('stage4', 'stage5'), frozen_stages: int = -1,
                  norm_eval: bool = True, norm_cfg: dict = dict(type='BN', requires_grad=True),
-                 pretrained: Optional[str] = None, init_cfg=None):
+                 init_cfg=None):
         super().__init__(init_cfg)
         if spec_name not in ARCH_SPECS:
             raise KeyError(f'VoVNet spec_name {spec_name!r} is unknown; choose from {sorted(ARCH_SPECS)}')
         stem_ch, conv_ch, out_ch, layers, blocks = ARCH_SPECS[spec_name]
         self.out_features = list(out_features)
-        self.frozen_stages, self.norm_eval, self.pretrained = frozen_stages, norm_eval, pretrained
+        self.frozen_stages, self.norm_eval = frozen_stages, norm_eval
         self.stem = nn.Sequential(
             ConvModule(input_ch, stem_ch[0], 3, stride=2, padding=1, bias=False, norm_cfg=norm_cfg),
             ConvModule(stem_ch[0], stem_ch[1], 3, stride=1, padding=1, bias=False, norm_cfg=norm_cfg),
@@ -98,19 +101,18 @@ class VoVNet(BaseModule):
             self.stages.append(nn.Sequential(*mods))
         self.out_channels = {f'stage{i + 2}': c for i, c in enumerate(out_ch)}
 
+    @staticmethod
+    def convert_pretrained_keys(state_dict: Dict) -> Dict:
+        """Hook of `StrictPretrained`: official DD3D/CMT key names to this module's."""
+        return convert_official_vovnet_keys(state_dict)
+
     def init_weights(self):
-        if self.pretrained and osp.isfile(self.pretrained):
-            load_checkpoint(self, self.pretrained, map_location='cpu', strict=False)
-        else:
-            if self.pretrained:
-                warnings.warn(f'VoVNet: pretrained weights {self.pretrained} not found; '
-                              'the backbone is randomly initialised')
-            super().init_weights()
+        super().init_weights()
         self._freeze()
 
     def _freeze(self):
         modules = [self.stem] + list(self.stages)
-        for m in modules[:max(self.frozen_stages, 0)]:
+        for m in modules[:self.frozen_stages + 1]:
             m.eval()
             for p in m.parameters():
                 p.requires_grad = False
