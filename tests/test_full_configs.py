@@ -54,7 +54,8 @@ def test_full_config_forward(config, synthetic_root):
 
 @pytest.mark.parametrize('config', FULL)
 def test_full_config_gt_paste_works_on_converted_data(config, synthetic_root):
-    """The configs' ObjectSample reads the converter's dbinfos and adds objects and points."""
+    """The configs' GT-paste (ObjectSampleWithImages) reads the converter's dbinfos and info file
+    and adds objects, points and image patches."""
     from mmengine.config import Config
     from mmengine.dataset import Compose
     from mmdet3d.registry import DATASETS
@@ -63,17 +64,19 @@ def test_full_config_gt_paste_works_on_converted_data(config, synthetic_root):
     import plugin  # noqa: F401
     cfg = Config.fromfile(osp.join(REPO, config))
     pipeline = cfg.train_dataloader.dataset.dataset.pipeline
-    paste = next(t for t in pipeline if t['type'] == 'ObjectSample')
+    paste = next(t for t in pipeline if t['type'] == 'ObjectSampleWithImages')
     root = synthetic_root + '/'
     paste['db_sampler'].update(data_root=root, info_path=root + 'nuscenes_dbinfos_train.pkl')
-    head = [t for t in pipeline[:pipeline.index(paste)] if t['type'] != 'LoadMultiViewImageFromFiles']
+    paste.update(img_info_path=root + 'nuscenes_infos_train.pkl')
+    head = pipeline[:pipeline.index(paste)]
     ds_cfg = dict(type='NuScenesDataset', data_root=root, ann_file='nuscenes_infos_train.pkl',
                   metainfo=dict(classes=cfg.class_names, version='v1.0-mini'),
                   data_prefix=cfg.train_dataloader.dataset.dataset.data_prefix,
-                  modality=dict(use_lidar=True, use_camera=False), test_mode=False, box_type_3d='LiDAR')
+                  modality=dict(use_lidar=True, use_camera=True), test_mode=False, box_type_3d='LiDAR')
     info = DATASETS.build(dict(ds_cfg, pipeline=[])).get_data_info(0)
     np.random.seed(0)
     before, after = Compose(head)(copy.deepcopy(info)), Compose(head + [paste])(copy.deepcopy(info))
     n0, n1 = len(before['gt_bboxes_3d']), len(after['gt_bboxes_3d'])
     assert n1 > n0
     assert len(after['gt_labels_3d']) == n1 and len(after['points']) != len(before['points'])
+    assert any((a != b).any() for a, b in zip(after['img'], before['img']))

@@ -66,25 +66,42 @@ model = dict(
         loss_bbox=dict(type='mmdet.L1Loss', loss_weight=0.25),
         dn_cfg=dict(num_groups=10, box_noise_scale=1.0, split=0.75)))
 
-# GT-paste with mmdet3d's ObjectSample (CMT's sample groups). It pastes LiDAR points only:
-# official CMT also pasted the objects' image patches (its UnifiedObjectSample), not ported.
+# GT-paste as official CMT's UnifiedObjectSample(sample_2d=True, mixup_rate=0.5): LiDAR points
+# and image patches. mmdet3d's database has no image crops: the patches are cut from the source
+# samples' images (found through the train info file), see ObjectSampleWithImages.
 db_sampler = dict(
+    type='RecordingDataBaseSampler',
     data_root='data/nuscenes/', info_path='data/nuscenes/nuscenes_dbinfos_train.pkl', rate=1.0,
     prepare=dict(filter_by_difficulty=[-1], filter_by_min_points={name: 5 for name in class_names}),
     classes=class_names,
     sample_groups=dict(car=2, truck=3, construction_vehicle=7, bus=4, trailer=6, barrier=2, motorcycle=6,
                        bicycle=6, pedestrian=2, traffic_cone=2),
     points_loader=dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=[0, 1, 2, 3, 4]))
+gt_paste = dict(type='ObjectSampleWithImages', db_sampler=db_sampler, mixup_rate=0.5,
+                img_info_path='data/nuscenes/nuscenes_infos_train.pkl', img_prefix={{_base_.data_prefix}})
+# official GridMask(use_h, use_w, rotate=1, offset=False, ratio=0.5, mode=1, prob=0.7) blanks pixels of the
+# normalised batch to 0 in the detector; here on the raw views, blanked to the normalisation mean
+grid_mask = dict(type='MultiViewGridMask', fill=img_norm['mean'], prob=0.7, use_h=True, use_w=True, rotate=1,
+                 ratio=0.5, mode=1)
+# official ResizeCropFlipImage: one draw for all six views, bottom crop (bot_pct_lim (0, 0)), 50% flip;
+# resize_lim is relative to final width / 1600 (official R50: 0.47-0.625 absolute on 1600x900)
+img_aug = dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_lim=(0.94, 1.25), shared=True,
+               bot_pct_lim=(0.0, 0.0), flip_prob=0.5)
+# official test sizing: scale max(320 / 900, 800 / 1600) = 0.5, 800x450 cropped to its lower 320 rows
+img_test = dict(type='MultiViewImageResizeCrop', final_size=image_size, bot_pct_lim=(0.0, 0.0), test_mode=True,
+                test_scale='fit')
 _load = [
     dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5),
-    dict(type='LoadPointsFromMultiSweeps', sweeps_num=9, use_dim=[0, 1, 2, 3, 4], pad_empty_sweeps=True,
-         remove_close=True),
+    # official: 10 sweeps + the keyframe (sweeps_num means the same in mmdet3d 0.17 and 1.4), no
+    # padding of sweep-less samples, close points kept
+    dict(type='LoadPointsFromMultiSweeps', sweeps_num=10, use_dim=[0, 1, 2, 3, 4]),
     dict(type='LoadMultiViewImageFromFiles', to_float32=True, num_views=6),
 ]
 train_pipeline = _load + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
-    dict(type='ObjectSample', db_sampler=db_sampler),
-    dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_lim=(0.94, 1.25), flip_prob=0.0),
+    gt_paste,
+    img_aug,
+    grid_mask,
     dict(type='GlobalRotScaleTrans', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],
          translation_std=[0.5, 0.5, 0.5]),
     dict(type='LiDARRandomFlip3D', flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
@@ -96,11 +113,13 @@ train_pipeline = _load + [
     dict(type='Pack3DDetInputs', keys=['points', 'img', 'gt_bboxes_3d', 'gt_labels_3d']),
 ]
 test_pipeline = _load + [
-    dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_lim=(0.94, 1.25), test_mode=True),
+    img_test,
     dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
     dict(type='ComputeLidar2Img'),
     dict(type='Pack3DDetInputs', keys=['points', 'img']),
 ]
+# official: 15 epochs with GT-paste, the last 5 without (mmdet3d's hook finds the transform inside CBGSDataset)
+custom_hooks = [dict(type='DisableObjectSampleHook', disable_after_epoch=15)]
 train_dataloader = dict(
     batch_size=2,
     dataset=dict(_delete_=True, type='CBGSDataset',

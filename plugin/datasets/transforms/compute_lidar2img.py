@@ -37,33 +37,39 @@ def lidar_aug_matrix(results: dict) -> np.ndarray:
     return mat
 
 
+def lidar2img_matrices(results: dict) -> np.ndarray:
+    """[V, 4, 4] (float64) LiDAR -> pixel matrices of the views as they are now: maps points of
+    the (augmented) LiDAR frame to the (resized / cropped / flipped) images."""
+    if 'cam2img' not in results or 'lidar2cam' not in results:
+        raise KeyError(
+            'ComputeLidar2Img needs per-view cam2img and lidar2cam: put it after '
+            f'LoadMultiViewImageFromFiles (sample {results.get("sample_idx")}, '
+            f'keys {sorted(results)})')
+    if results.get('flip', False):
+        # mmdet3d's RandomFlip3D 2D-flips `img` as one array (for a list of views that
+        # is a flip along the wrong axis) and records no matrix
+        raise ValueError(
+            f'sample {results.get("sample_idx")}: images were flipped by a 2D flip that '
+            'lidar2img cannot follow; flip the LiDAR with LiDARRandomFlip3D and the images with '
+            'MultiViewImageResizeCrop(flip_prob=...)')
+    inv_lidar_aug = np.linalg.inv(lidar_aug_matrix(results))
+    img_aug = results.get('img_aug_matrix')
+    mats = []
+    for v, (cam2img, lidar2cam) in enumerate(zip(results['cam2img'], results['lidar2cam'])):
+        k = np.eye(4)
+        cam2img = np.asarray(cam2img, dtype=np.float64)
+        k[:cam2img.shape[0], :cam2img.shape[1]] = cam2img
+        mat = k @ np.asarray(lidar2cam, dtype=np.float64) @ inv_lidar_aug
+        if img_aug is not None:
+            mat = np.asarray(img_aug[v], dtype=np.float64) @ mat
+        mats.append(mat)
+    return np.stack(mats)
+
+
 @TRANSFORMS.register_module()
 class ComputeLidar2Img(BaseTransform):
     """Adds `lidar2img` [V, 4, 4] (float64) composed with all recorded augmentations."""
 
     def transform(self, results: dict) -> dict:
-        if 'cam2img' not in results or 'lidar2cam' not in results:
-            raise KeyError(
-                'ComputeLidar2Img needs per-view cam2img and lidar2cam: put it after '
-                f'LoadMultiViewImageFromFiles (sample {results.get("sample_idx")}, '
-                f'keys {sorted(results)})')
-        if results.get('flip', False):
-            # mmdet3d's RandomFlip3D 2D-flips `img` as one array (for a list of views that
-            # is a flip along the wrong axis) and records no matrix
-            raise ValueError(
-                f'sample {results.get("sample_idx")}: images were flipped by a 2D flip that '
-                'lidar2img cannot follow; flip the LiDAR with LiDARRandomFlip3D and the images with '
-                'MultiViewImageResizeCrop(flip_prob=...)')
-        inv_lidar_aug = np.linalg.inv(lidar_aug_matrix(results))
-        img_aug = results.get('img_aug_matrix')
-        mats = []
-        for v, (cam2img, lidar2cam) in enumerate(zip(results['cam2img'], results['lidar2cam'])):
-            k = np.eye(4)
-            cam2img = np.asarray(cam2img, dtype=np.float64)
-            k[:cam2img.shape[0], :cam2img.shape[1]] = cam2img
-            mat = k @ np.asarray(lidar2cam, dtype=np.float64) @ inv_lidar_aug
-            if img_aug is not None:
-                mat = np.asarray(img_aug[v], dtype=np.float64) @ mat
-            mats.append(mat)
-        results['lidar2img'] = np.stack(mats)
+        results['lidar2img'] = lidar2img_matrices(results)
         return results
