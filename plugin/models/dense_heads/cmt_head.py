@@ -6,7 +6,7 @@ ray through the point's projection in each view that sees it, lifted at `depth_n
 depths -> MLP; zero where no camera sees it). The memory is the BEV map (with the BEV
 embedding of its cell centres) followed by all image feature pixels (with their ray
 embeddings); `CmtTransformer` decodes the queries against it, every layer's output goes
-through one `SeparateTaskHead` per task group, and training adds query denoising (DN),
+through the task heads (`task_heads.py`), and training adds query denoising (DN),
 Hungarian assignment, focal + L1 losses on every layer. Prediction is NMS-free.
 
 `query_content` chooses what the queries start from: 'zeros' (CMT: content is zero, the
@@ -18,23 +18,25 @@ BEV map and falls back to zeros without one).
 `aux_heatmap_cfg` (optional, training only) adds a dense CenterPoint-style class-heatmap
 loss on the BEV map (`BEVHeatmapAux`, `loss_heatmap`); inference is unchanged.
 
-`aqr_cfg` + `attn_bias_cfg` (optional, together; issue #4): `AQRWeightGenerator` gives
+`aqr_cfg` + `attn_bias_cfg` (optional, together): `AQRWeightGenerator` gives
 every query a LiDAR and a camera weight from a LAM-restricted attention over the memory,
 and `AttentionBiasGenerator` turns them into a `LocalWindowBias` that every decoder
 cross-attention adds to its scores, exactly and without a dense [B, Q, K] tensor.
 
-`triplane_cfg` (optional, issue #6) = dict(in_channels, reduce='sum'): given the planes of
+`triplane_cfg` (optional) = dict(in_channels, reduce='sum'): given the planes of
 `TriplaneNeck`, every query's content gets LayerNorm -> Linear of the triplane features
 sampled at its reference point (`sample_triplane`). The Linear starts at zero, so the
 head starts as it would without the triplane.
 """
 import copy
+import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from mmdet.models.layers.transformer import inverse_sigmoid
 from mmdet.utils import reduce_mean
-from mmengine.model import BaseModule, bias_init_with_prob
+from mmcv.cnn import ConvModule
+from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
@@ -48,33 +50,47 @@ from ..utils.position_embedding import BEVPositionEmbedding, CameraRayEmbedding
 from ..utils.projection import (denormalize_points, inside_image, padded_input_shape, project_points, stack_lidar2img,
                                 visible_mask)
 from .query_denoising import build_dn_queries
+from .task_heads import LayerwiseTaskHead, SeparateTaskHead
 
 
-class SeparateTaskHead(nn.Module):
-    """One MLP branch per output (centre, height, dim, rot, vel, cls) for a task group."""
-
-    def __init__(self, embed_dims: int, heads: Dict[str, Tuple[int, int]]):
-        super().__init__()
-        self.branches = nn.ModuleDict()
-        for name, (out_dims, num_layers) in heads.items():
-            layers: List[nn.Module] = []
-            for _ in range(num_layers - 1):
-                layers += [nn.Linear(embed_dims, embed_dims), nn.LayerNorm(embed_dims), nn.ReLU(inplace=True)]
-            layers.append(nn.Linear(embed_dims, out_dims))
-            self.branches[name] = nn.Sequential(*layers)
-
-    def forward(self, x: Tensor) -> Dict[str, Tensor]:
-        return {name: branch(x) for name, branch in self.branches.items()}
+# official CMT's box code order: its regression branches, concatenated as (center 2, height 1,
+# dim 3, rot 2, vel 2), are trained against (cx, cy, log dx, log dy, cz, log dz, sin, cos, vx,
+# vy), so its "height" branch predicts log dx and dim[1] predicts cz. This index turns that
+# concatenation into our code order (cx, cy, cz, log dx, log dy, log dz, sin, cos, vx, vy).
+CMT_CODE_ORDER = (0, 1, 4, 2, 3, 5, 6, 7, 8, 9)
 
 
 @MODELS.register_module()
 class CmtHead(BaseModule):
-    """See the module docstring. Grid sizes and ranges all come from the config/inputs."""
+    """See the module docstring. Grid sizes and ranges all come from the config/inputs.
+
+    The defaults are official CMT's (github.com/junjie18/CMT, the fusion configs):
+    one 10-class task, per-decoder-layer task heads (`task_head`), a 3x3 conv + BN + ReLU on
+    the BEV map (`bev_proj_cfg`), the BEV embedding with embed_dims sine features per axis
+    in (y, x) order (`bev_embed_cfg`), uniform depth bins and pixel rays through the pixel
+    corners (`depth_bins`, `pixel_offset`), the camera query embedding summed over the views
+    that see the point (`cam_embed_reduce`), CMT's box code order (`code_layout`),
+    `code_weights` in the loss and in the Hungarian cost, and CMT's loss (`loss_mode`):
+    classification averaged over positives + 0.1 x negatives, DN losses as separate terms
+    (`dn_loss_cls`, `dn_loss_bbox`) with the box loss on every DN query.
+
+    Args (beyond the obvious):
+        tasks: class groups, each with its own classification output (None: one task of all
+            classes, as official CMT on nuScenes).
+        task_head: dict(type='layerwise' | 'shared', hidden_dims=64, init_bias=-2.19), see
+            `task_heads.py`.
+        code_layout: 'cmt' (see CMT_CODE_ORDER; official checkpoints need it) or 'aligned'
+            (the height branch predicts cz and dim the log sizes).
+        loss_mode: 'cmt' or 'merged' (DN queries in the same focal / L1 terms as the matched
+            queries, all averaged over the positives).
+        dn_cfg: num_groups (CMT: at most 10 and at most num_query // max GT, with
+            cap_groups=True), box_noise_scale, split.
+    """
 
     def __init__(self,
                  class_names: Sequence[str],
-                 tasks: Sequence[Sequence[str]],
                  pc_range: Sequence[float],
+                 tasks: Optional[Sequence[Sequence[str]]] = None,
                  in_channels_bev: Optional[int] = 512,
                  in_channels_img: Optional[int] = 256,
                  embed_dims: int = 256,
@@ -82,14 +98,22 @@ class CmtHead(BaseModule):
                  depth_num: int = 64,
                  common_heads: dict = dict(center=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2), vel=(2, 2)),
                  num_cls_layers: int = 2,
+                 task_head: dict = dict(type='layerwise', hidden_dims=64, init_bias=-2.19),
+                 bev_proj_cfg: dict = dict(kernel_size=3, norm_cfg=dict(type='BN2d'), act_cfg=dict(type='ReLU')),
+                 bev_embed_cfg: dict = dict(order='yx', frequencies='cmt'),
+                 depth_bins: str = 'uniform',
+                 pixel_offset: float = 0.0,
+                 cam_embed_reduce: str = 'sum',
+                 code_layout: str = 'cmt',
+                 loss_mode: str = 'cmt',
                  transformer: dict = None,
                  bbox_coder: dict = dict(type='NMSFreeCoder', max_num=300),
                  assigner: dict = dict(type='HungarianAssigner3D'),
                  loss_cls: dict = dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25,
                                        loss_weight=2.0),
                  loss_bbox: dict = dict(type='mmdet.L1Loss', loss_weight=0.25),
-                 code_weights: Sequence[float] = (1., 1., 1., 1., 1., 1., 1., 1., 0.2, 0.2),
-                 dn_cfg: Optional[dict] = dict(num_groups=10, box_noise_scale=1.0, split=0.75),
+                 code_weights: Sequence[float] = (2., 2., 1., 1., 1., 1., 1., 1., 0.2, 0.2),
+                 dn_cfg: Optional[dict] = dict(num_groups=10, box_noise_scale=1.0, split=0.75, cap_groups=True),
                  aqr_cfg: Optional[dict] = None,
                  attn_bias_cfg: Optional[dict] = None,
                  query_content: str = 'zeros',
@@ -100,28 +124,50 @@ class CmtHead(BaseModule):
                  init_cfg: Optional[dict] = None):
         super().__init__(init_cfg)
         self.class_names = list(class_names)
-        self.tasks = [list(t) for t in tasks]
+        self.tasks = [list(t) for t in tasks] if tasks is not None else [list(self.class_names)]
         unknown = {c for t in self.tasks for c in t} - set(self.class_names)
         if unknown:
             raise ValueError(f'pts_bbox_head.tasks names classes {sorted(unknown)} that are not in '
                              f'class_names {self.class_names}')
+        for key, value, allowed in (('cam_embed_reduce', cam_embed_reduce, ('sum', 'mean')),
+                                    ('code_layout', code_layout, ('cmt', 'aligned')),
+                                    ('loss_mode', loss_mode, ('cmt', 'merged')),
+                                    ('task_head.type', task_head.get('type'), ('layerwise', 'shared'))):
+            if value not in allowed:
+                raise ValueError(f'pts_bbox_head.{key} must be one of {allowed}, got {value!r}')
+        if len(code_weights) != 10:
+            raise ValueError(f'pts_bbox_head.code_weights needs 10 values, got {len(code_weights)}')
         self.pc_range = list(pc_range)
         self.embed_dims, self.num_query = embed_dims, num_query
         self.dn_cfg = dn_cfg
+        self.pixel_offset, self.cam_embed_reduce = float(pixel_offset), cam_embed_reduce
+        self.code_layout, self.loss_mode = code_layout, loss_mode
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
         self.reference_points = nn.Embedding(num_query, 3)
-        self.bev_proj = nn.Conv2d(in_channels_bev, embed_dims, 1) if in_channels_bev else None
+        self.bev_proj = None
+        if in_channels_bev:
+            proj = dict(bev_proj_cfg)
+            k = proj.pop('kernel_size', 1)
+            self.bev_proj = ConvModule(in_channels_bev, embed_dims, k, padding=k // 2, **proj)
         self.img_proj = nn.Conv2d(in_channels_img, embed_dims, 1) \
             if in_channels_img and in_channels_img != embed_dims else nn.Identity()
-        self.bev_embedding = BEVPositionEmbedding(embed_dims)
-        self.rv_embedding = CameraRayEmbedding(embed_dims, pc_range, depth_num=depth_num)
+        self.bev_embedding = BEVPositionEmbedding(embed_dims, **bev_embed_cfg)
+        self.rv_embedding = CameraRayEmbedding(embed_dims, pc_range, depth_num=depth_num, bins=depth_bins)
         self.transformer = MODELS.build(transformer)
         self.task_heads = nn.ModuleList()
+        head_cfg = dict(task_head)
+        head_type = head_cfg.pop('type')
         for task in self.tasks:
             heads = copy.deepcopy(dict(common_heads))
             heads['cls'] = (len(task), num_cls_layers)
-            self.task_heads.append(SeparateTaskHead(embed_dims, heads))
+            if head_type == 'layerwise':
+                head = LayerwiseTaskHead(embed_dims, heads, len(self.transformer.decoder.layers), **head_cfg)
+            else:
+                head = SeparateTaskHead(embed_dims, heads, **head_cfg)
+            self.task_heads.append(head)
         self.bbox_coder = TASK_UTILS.build(bbox_coder)
+        assigner = dict(assigner)
+        assigner.setdefault('code_weights', list(code_weights))   # CMT weighs the matching cost too
         self.assigner = TASK_UTILS.build(assigner)
         self.loss_cls = MODELS.build(loss_cls)
         self.loss_bbox = MODELS.build(loss_bbox)
@@ -171,7 +217,7 @@ class CmtHead(BaseModule):
         self.transformer.init_weights()
         nn.init.uniform_(self.reference_points.weight, 0, 1)
         for head in self.task_heads:
-            nn.init.constant_(head.branches['cls'][-1].bias, bias_init_with_prob(0.01))
+            head.init_weights()
         if self.triplane_query is not None:
             nn.init.zeros_(self.triplane_query[-1].weight)
             nn.init.zeros_(self.triplane_query[-1].bias)
@@ -194,21 +240,24 @@ class CmtHead(BaseModule):
         pad_h, pad_w = padded_input_shape(img_metas)
         ys, xs = torch.meshgrid(torch.arange(h, device=img.device), torch.arange(w, device=img.device),
                                 indexing='ij')
-        uv = torch.stack([(xs + 0.5) * pad_w / w, (ys + 0.5) * pad_h / h], -1).view(1, 1, -1, 2)
+        off = self.pixel_offset   # CMT: 0 (the ray through the cell's corner); 0.5: its centre
+        uv = torch.stack([(xs + off) * pad_w / w, (ys + off) * pad_h / h], -1).view(1, 1, -1, 2)
         uv = uv.to(img.dtype).expand(b, v, -1, -1)
         pos = self.rv_embedding(uv, lidar2img).flatten(1, 2)
         inside = inside_image(uv, [m['img_shape'] for m in img_metas])   # padding is not image
         return img, pos, ~inside.flatten(1, 2)
 
     def query_embedding(self, ref: Tensor, lidar2img: Optional[Tensor], img_metas) -> Tensor:
-        """BEV part + camera part (mean over the views that see the point, else zero)."""
+        """BEV part + camera part (summed or averaged over the views that see the point, else zero)."""
         emb = self.bev_embedding(ref[..., :2])
         if lidar2img is not None:
             pts = denormalize_points(ref, self.pc_range)
             uv, depth = project_points(pts, lidar2img)
             seen = visible_mask(uv, depth, [m['img_shape'] for m in img_metas]).to(ref.dtype)  # [B, V, N]
             cam = self.rv_embedding(uv, lidar2img)                                          # [B, V, N, C]
-            cam = (cam * seen[..., None]).sum(1) / seen.sum(1).clamp(min=1)[..., None]
+            cam = (cam * seen[..., None]).sum(1)
+            if self.cam_embed_reduce == 'mean':
+                cam = cam / seen.sum(1).clamp(min=1)[..., None]
             emb = emb + cam
         return emb
 
@@ -223,8 +272,12 @@ class CmtHead(BaseModule):
         ref = self.reference_points.weight[None].expand(b, -1, -1)
         attn_mask, dn = None, None
         if self.training and gt_boxes is not None and self.dn_cfg:
+            groups = self.dn_cfg['num_groups']
+            max_gt = max((len(g) for g in gt_boxes), default=0)
+            if self.dn_cfg.get('cap_groups', True) and max_gt > 0:
+                groups = min(groups, self.num_query // max_gt)   # CMT: at most num_query DN queries per group set
             dn_ref, attn_mask, dn = build_dn_queries(
-                gt_boxes, gt_labels, self.num_query, self.dn_cfg['num_groups'], self.pc_range,
+                gt_boxes, gt_labels, self.num_query, groups, self.pc_range,
                 len(self.class_names), self.dn_cfg.get('box_noise_scale', 1.0), self.dn_cfg.get('split', 0.75))
             if dn is not None:
                 ref = torch.cat([dn_ref.to(ref.dtype), ref], 1)
@@ -258,7 +311,10 @@ class CmtHead(BaseModule):
             xy = (ref_logit[None, ..., :2] + o['center']).sigmoid()
             z = (ref_logit[None, ..., 2:3] + o['height']).sigmoid()
             centre = denormalize_points(torch.cat([xy, z], -1), self.pc_range)
-            outs.append(dict(cls=o['cls'], codes=torch.cat([centre, o['dim'], o['rot'], o['vel']], -1)))
+            codes = torch.cat([centre, o['dim'], o['rot'], o['vel']], -1)
+            if self.code_layout == 'cmt':
+                codes = codes[..., list(CMT_CODE_ORDER)]
+            outs.append(dict(cls=o['cls'], codes=codes))
         return outs, dn
 
     # ------------------------------------------------------------------ losses
@@ -267,52 +323,93 @@ class CmtHead(BaseModule):
         table = self.task_label_maps[task_idx].to(labels.device)
         return table[labels.clamp(max=len(self.class_names))]
 
-    def _loss_single(self, cls: Tensor, codes: Tensor, labels: Tensor, box_targets: Tensor,
-                     weights: Tensor, num_pos: Tensor) -> Tuple[Tensor, Tensor]:
-        """cls [N, C], codes [N, 10], labels [N] (C = background), box_targets [N, 10]."""
-        loss_cls = self.loss_cls(cls, labels, weight=weights, avg_factor=num_pos)
-        pos = (labels < cls.shape[1]) & (weights > 0)
-        w = self.code_weights[None].expand_as(codes) * pos[:, None].to(codes.dtype)
-        loss_bbox = self.loss_bbox(codes, torch.nan_to_num(box_targets), weight=w, avg_factor=num_pos)
-        return torch.nan_to_num(loss_cls), torch.nan_to_num(loss_bbox)
+    def _weighted_l1(self, codes: Tensor, targets: Tensor, box_mask: Tensor, avg_factor) -> Tensor:
+        """L1 over the codes of the `box_mask` rows, each code weighted by `code_weights`."""
+        w = self.code_weights[None].to(codes.dtype).expand_as(codes) * box_mask[:, None].to(codes.dtype)
+        return torch.nan_to_num(self.loss_bbox(codes, torch.nan_to_num(targets), weight=w, avg_factor=avg_factor))
+
+    def _match(self, t: int, cls: Tensor, codes: Tensor, gt_boxes: Tensor, task_labels: Tensor):
+        """Hungarian assignment of one sample's matching queries: labels [Q] (len(task) =
+        background) and box targets [Q, 10] (zero where unassigned)."""
+        keep = task_labels < len(self.tasks[t])
+        g_lab, g_codes = task_labels[keep], encode_boxes(gt_boxes[keep].to(codes.dtype))
+        assigned, _ = self.assigner.assign(cls.detach(), codes.detach(), g_lab, g_codes)
+        labels = torch.full_like(assigned, len(self.tasks[t]))
+        targets = torch.zeros_like(codes)
+        hit = assigned >= 0
+        labels[hit] = g_lab[assigned[hit]]
+        targets[hit] = g_codes[assigned[hit]]
+        return labels, targets
+
+    def _layer_losses_cmt(self, t: int, cls: Tensor, codes: Tensor, dn, gt_boxes, task_labels):
+        """Official CMT losses of one task and decoder layer; cls [B, P+Q, C], codes [B, P+Q, 10]."""
+        pad = dn.pad_size if dn is not None else 0
+        num_cls = len(self.tasks[t])
+        matched = [self._match(t, cls[b, pad:], codes[b, pad:], gt_boxes[b], task_labels[b])
+                   for b in range(len(gt_boxes))]
+        labels = torch.cat([m[0] for m in matched])
+        targets = torch.cat([m[1] for m in matched])
+        pos = labels < num_cls
+        num_pos = float(pos.sum())
+        # focal loss over positives + 0.1 x negatives (each GPU's own counts, as official)
+        cls_avg = max(num_pos + 0.1 * (labels.numel() - num_pos), 1.0)
+        flat_cls, flat_codes = cls[:, pad:].flatten(0, 1), codes[:, pad:].flatten(0, 1)
+        out = dict(loss_cls=torch.nan_to_num(self.loss_cls(flat_cls, labels, avg_factor=cls_avg)),
+                   loss_bbox=self._weighted_l1(flat_codes, targets, pos, max(num_pos, 1.0)))
+        if dn is not None:
+            valid = dn.valid                                              # [B, P]: real DN queries
+            # the box loss covers every DN query of the task's classes, far copies too (as official)
+            in_task = valid & (self._task_targets(t, dn.classes) < num_cls)
+            d_lab = self._task_targets(t, dn.labels)[valid]
+            num_tgt = float(valid.sum())
+            split = self.dn_cfg.get('split', 0.75)
+            # DN-DETR's normalisation: the expected number of queries inside the split ball
+            dn_cls_avg = max(num_tgt * math.pi / 6 * split ** 3, 1.0)
+            box_avg = reduce_mean(cls.new_tensor(num_tgt)).clamp(min=1.0)
+            d_targets = encode_boxes(dn.box_targets[valid].to(codes.dtype))
+            out['dn_loss_cls'] = torch.nan_to_num(self.loss_cls(cls[:, :pad][valid], d_lab, avg_factor=dn_cls_avg))
+            out['dn_loss_bbox'] = self._weighted_l1(codes[:, :pad][valid], d_targets, in_task[valid], box_avg)
+        return out
+
+    def _layer_losses_merged(self, t: int, cls: Tensor, codes: Tensor, dn, gt_boxes, task_labels):
+        """DN queries in the same terms as the matched queries, both averaged over all positives."""
+        pad = dn.pad_size if dn is not None else 0
+        num_cls = len(self.tasks[t])
+        cls_all, codes_all, lab_all, tgt_all, w_all = [], [], [], [], []
+        for b in range(len(gt_boxes)):
+            labels, targets = self._match(t, cls[b, pad:], codes[b, pad:], gt_boxes[b], task_labels[b])
+            cls_all.append(cls[b, pad:]), codes_all.append(codes[b, pad:]), lab_all.append(labels)
+            tgt_all.append(targets), w_all.append(torch.ones_like(labels, dtype=codes.dtype))
+            if dn is not None:
+                cls_all.append(cls[b, :pad]), codes_all.append(codes[b, :pad])
+                lab_all.append(self._task_targets(t, dn.labels[b]))
+                tgt_all.append(encode_boxes(dn.box_targets[b].to(codes.dtype)))
+                w_all.append(dn.valid[b].to(codes.dtype))
+        labels, weights = torch.cat(lab_all), torch.cat(w_all)
+        pos = (labels < num_cls) & (weights > 0)
+        num_pos = reduce_mean(pos.sum().to(codes.dtype)).clamp(min=1.0)
+        loss_cls = self.loss_cls(torch.cat(cls_all), labels, weight=weights, avg_factor=num_pos)
+        return dict(loss_cls=torch.nan_to_num(loss_cls),
+                    loss_bbox=self._weighted_l1(torch.cat(codes_all), torch.cat(tgt_all), pos, num_pos))
 
     def loss(self, outs, dn, gt_boxes: List[Tensor], gt_labels: List[Tensor],
              bev_feat: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Set-prediction losses of every layer (+ `loss_heatmap` given the BEV map and an aux head)."""
+        """Set-prediction losses of every layer (+ `loss_heatmap` given the BEV map and an aux head).
+
+        Keys: loss_cls, loss_bbox (last layer), d{i}.loss_cls, d{i}.loss_bbox (earlier layers)
+        and, with loss_mode='cmt' and DN, dn_loss_cls / dn_loss_bbox likewise; summed over tasks."""
         losses: Dict[str, Tensor] = {}
         if self.aux_heatmap is not None and bev_feat is not None:
             losses['loss_heatmap'] = self.aux_heatmap.loss(bev_feat, gt_boxes, gt_labels)
-        pad = dn.pad_size if dn is not None else 0
+        layer_losses = self._layer_losses_cmt if self.loss_mode == 'cmt' else self._layer_losses_merged
         num_layers = outs[0]['cls'].shape[0]
         for t, out in enumerate(outs):
-            task_gt_labels = [self._task_targets(t, lab.long()) for lab in gt_labels]
+            task_labels = [self._task_targets(t, lab.long()) for lab in gt_labels]
             for layer in range(num_layers):
-                cls_all, codes_all, lab_all, tgt_all, w_all = [], [], [], [], []
-                for b in range(len(gt_boxes)):
-                    cls, codes = out['cls'][layer, b, pad:], out['codes'][layer, b, pad:]
-                    keep = task_gt_labels[b] < len(self.tasks[t])
-                    g_lab, g_codes = task_gt_labels[b][keep], encode_boxes(gt_boxes[b][keep].to(codes.dtype))
-                    assigned, _ = self.assigner.assign(cls.detach(), codes.detach(), g_lab, g_codes)
-                    labels = torch.full_like(assigned, len(self.tasks[t]))
-                    targets = torch.zeros_like(codes)
-                    hit = assigned >= 0
-                    labels[hit] = g_lab[assigned[hit]]
-                    targets[hit] = g_codes[assigned[hit]]
-                    cls_all.append(cls), codes_all.append(codes), lab_all.append(labels)
-                    tgt_all.append(targets), w_all.append(torch.ones_like(labels, dtype=codes.dtype))
-                    if dn is not None:
-                        d_lab = self._task_targets(t, dn.labels[b])
-                        cls_all.append(out['cls'][layer, b, :pad]), codes_all.append(out['codes'][layer, b, :pad])
-                        lab_all.append(d_lab), tgt_all.append(encode_boxes(dn.box_targets[b].to(codes.dtype)))
-                        w_all.append(dn.valid[b].to(codes.dtype))
-                labels = torch.cat(lab_all)
-                num_pos = reduce_mean(((labels < len(self.tasks[t])) & (torch.cat(w_all) > 0)).sum()
-                                      .to(codes_all[0].dtype)).clamp(min=1.0)
-                l_cls, l_box = self._loss_single(torch.cat(cls_all), torch.cat(codes_all), labels,
-                                                 torch.cat(tgt_all), torch.cat(w_all), num_pos)
                 prefix = '' if layer == num_layers - 1 else f'd{layer}.'
-                losses[f'{prefix}loss_cls'] = losses.get(f'{prefix}loss_cls', 0) + l_cls
-                losses[f'{prefix}loss_bbox'] = losses.get(f'{prefix}loss_bbox', 0) + l_box
+                terms = layer_losses(t, out['cls'][layer], out['codes'][layer], dn, gt_boxes, task_labels)
+                for name, value in terms.items():
+                    losses[prefix + name] = losses.get(prefix + name, 0) + value
         return losses
 
     # ------------------------------------------------------------------ inference

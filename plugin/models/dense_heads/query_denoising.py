@@ -21,6 +21,7 @@ class DNMeta:
     pad_size: int              # number of DN queries (groups x max GT per sample)
     num_groups: int
     labels: Tensor             # [B, pad_size] long; num_classes = no object / padding
+    classes: Tensor            # [B, pad_size] long: the GT class of every slot, far copies too
     box_targets: Tensor        # [B, pad_size, 9] GT boxes (LiDAR, bottom centre, velocity)
     valid: Tensor              # [B, pad_size] bool: a real (not padding) DN query
 
@@ -46,6 +47,7 @@ def build_dn_queries(gt_boxes: List[Tensor], gt_labels: List[Tensor], num_querie
     pad = num_groups * max_gt
     ref = torch.zeros(batch, pad, 3, device=device)
     labels = torch.full((batch, pad), num_classes, dtype=torch.long, device=device)
+    classes = labels.clone()
     targets = torch.zeros(batch, pad, 9, device=device)
     valid = torch.zeros(batch, pad, dtype=torch.bool, device=device)
     for b, (boxes, lab) in enumerate(zip(gt_boxes, gt_labels)):
@@ -63,6 +65,7 @@ def build_dn_queries(gt_boxes: List[Tensor], gt_labels: List[Tensor], num_querie
         ref[b, slots] = normalize_points(noisy.reshape(-1, 3), pc_range).clamp(0, 1)
         labels[b, slots] = torch.where(far.flatten(), torch.full_like(slots, num_classes),
                                        lab.to(device).long().repeat(num_groups))
+        classes[b, slots] = lab.to(device).long().repeat(num_groups)
         targets[b, slots] = boxes.repeat(num_groups, 1)
         valid[b, slots] = True
     total = pad + num_queries
@@ -72,4 +75,4 @@ def build_dn_queries(gt_boxes: List[Tensor], gt_labels: List[Tensor], num_querie
         lo, hi = g * max_gt, (g + 1) * max_gt
         mask[lo:hi, :lo] = True                              # nor does a group see the others
         mask[lo:hi, hi:pad] = True
-    return ref, mask, DNMeta(pad, num_groups, labels, targets, valid)
+    return ref, mask, DNMeta(pad, num_groups, labels, classes, targets, valid)

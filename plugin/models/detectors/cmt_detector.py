@@ -8,8 +8,13 @@ maps and the calibration: `bev = fusion_neck(bev, img_feats, img_metas)`. An opt
 plane into the BEV map: `bev, planes = triplane(bev, img_feats, img_metas)`; the head
 samples the planes at its queries' reference points (`pts_bbox_head.triplane_cfg`). The
 head decodes both. Either modality may be left out of the config (LiDAR-only / camera-only).
+
+`fp32_modules` names parts (of pts_voxel_encoder, pts_middle_encoder, pts_bbox_head) that run
+in float32 under mixed precision, as official CMT runs its voxel encoder, sparse encoder and
+head (their inputs are cast to float32 and autocast is off inside them); the head's loss,
+with its Hungarian matching, runs in float32 with it.
 """
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
@@ -22,8 +27,16 @@ from mmdet3d.structures import Det3DDataSample
 @MODELS.register_module()
 class CmtDetector(MVXTwoStageDetector):
 
-    def __init__(self, fusion_neck: Optional[dict] = None, triplane: Optional[dict] = None, **kwargs):
+    FP32_CAPABLE = ('pts_voxel_encoder', 'pts_middle_encoder', 'pts_bbox_head')
+
+    def __init__(self, fusion_neck: Optional[dict] = None, triplane: Optional[dict] = None,
+                 fp32_modules: Sequence[str] = (), **kwargs):
         super().__init__(**kwargs)
+        unknown = set(fp32_modules) - set(self.FP32_CAPABLE)
+        if unknown:
+            raise ValueError(f'model.fp32_modules: {sorted(unknown)} cannot run in fp32 islands; '
+                             f'choose from {list(self.FP32_CAPABLE)}')
+        self.fp32_modules = tuple(fp32_modules)
         self.fusion_neck = MODELS.build(fusion_neck) if fusion_neck else None
         self.triplane = MODELS.build(triplane) if triplane else None
         head_reads = getattr(self.pts_bbox_head, 'triplane_query', None) is not None
@@ -34,6 +47,23 @@ class CmtDetector(MVXTwoStageDetector):
             raise ValueError('model.pts_bbox_head.triplane_cfg.in_channels must equal '
                              f'model.triplane.generator.output_channels ({self.triplane.generator.output_channels})')
 
+    def _run(self, name: str, fn, *args, **kwargs):
+        """fn(*args, **kwargs), in float32 with autocast off when `name` is in fp32_modules and
+        autocast is on."""
+        tensors = [a for a in list(args) + list(kwargs.values()) if isinstance(a, Tensor)]
+        device = tensors[0].device.type if tensors else 'cpu'
+        if name not in self.fp32_modules or not torch.is_autocast_enabled(device):
+            return fn(*args, **kwargs)
+
+        def fp32(x):
+            if isinstance(x, Tensor) and x.is_floating_point():
+                return x.float()
+            if isinstance(x, (list, tuple)) and not hasattr(x, '_fields'):
+                return type(x)(fp32(v) for v in x)
+            return x
+        with torch.autocast(device, enabled=False):
+            return fn(*[fp32(a) for a in args], **{k: fp32(v) for k, v in kwargs.items()})
+
     def extract_pts_feat(self, voxel_dict: Dict[str, Tensor], points: Optional[List[Tensor]] = None,
                          img_feats: Optional[List[Tensor]] = None,
                          batch_input_metas: Optional[List[dict]] = None) -> List[Tensor]:
@@ -42,9 +72,10 @@ class CmtDetector(MVXTwoStageDetector):
         sample's point cloud is empty (a LiDAR failure) and fails on an all-empty batch."""
         if batch_input_metas is None:
             raise ValueError('CmtDetector.extract_pts_feat needs batch_input_metas (the batch size)')
-        voxel_features = self.pts_voxel_encoder(voxel_dict['voxels'], voxel_dict['num_points'],
-                                                voxel_dict['coors'], img_feats, batch_input_metas)
-        x = self.pts_middle_encoder(voxel_features, voxel_dict['coors'], len(batch_input_metas))
+        voxel_features = self._run('pts_voxel_encoder', self.pts_voxel_encoder, voxel_dict['voxels'],
+                                   voxel_dict['num_points'], voxel_dict['coors'], img_feats, batch_input_metas)
+        x = self._run('pts_middle_encoder', self.pts_middle_encoder, voxel_features, voxel_dict['coors'],
+                      len(batch_input_metas))
         x = self.pts_backbone(x)
         if self.with_pts_neck:
             x = self.pts_neck(x)
@@ -87,13 +118,14 @@ class CmtDetector(MVXTwoStageDetector):
         metas = [s.metainfo for s in batch_data_samples]
         img_feats, bev, planes = self.extract_feat(batch_inputs_dict, metas)
         boxes, labels = self._gt(batch_data_samples)
-        outs, dn = self.pts_bbox_head(bev, img_feats, metas, boxes, labels, triplane=planes)
-        return self.pts_bbox_head.loss(outs, dn, boxes, labels, bev_feat=bev)
+        head = self.pts_bbox_head
+        outs, dn = self._run('pts_bbox_head', head, bev, img_feats, metas, boxes, labels, triplane=planes)
+        return self._run('pts_bbox_head', head.loss, outs, dn, boxes, labels, bev_feat=bev)
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
                 **kwargs) -> List[Det3DDataSample]:
         metas = [s.metainfo for s in batch_data_samples]
         img_feats, bev, planes = self.extract_feat(batch_inputs_dict, metas)
-        outs, _ = self.pts_bbox_head(bev, img_feats, metas, triplane=planes)
+        outs, _ = self._run('pts_bbox_head', self.pts_bbox_head, bev, img_feats, metas, triplane=planes)
         results = self.pts_bbox_head.predict_by_feat(outs, metas)
         return self.add_pred_to_datasample(batch_data_samples, results)
