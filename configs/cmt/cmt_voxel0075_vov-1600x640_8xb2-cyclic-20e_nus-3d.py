@@ -50,6 +50,10 @@ test_pipeline = _load + [
     dict(type='ComputeLidar2Img'),
     dict(type='Pack3DDetInputs', keys=['points', 'img']),
 ]
-train_dataloader = dict(dataset=dict(dataset=dict(pipeline=train_pipeline)))
+train_dataloader = dict(batch_size=2, dataset=dict(dataset=dict(pipeline=train_pipeline)))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
+# official VoV-99 recipe: 8 GPUs x 2 samples, lr 1e-4, peak x8
+optim_wrapper = dict(optimizer=dict(lr=1e-4))
+param_scheduler = [dict(s, eta_min_ratio=8) if s['type'] == 'CosineAnnealingLR' and s['begin'] == 0 else s
+                   for s in _base_.param_scheduler]

@@ -10,18 +10,21 @@ class_names = [
     'car', 'truck', 'trailer', 'bus', 'construction_vehicle', 'bicycle',
     'motorcycle', 'pedestrian', 'traffic_cone', 'barrier'
 ]
-# CenterPoint-style task groups
-tasks = [['car'], ['truck', 'construction_vehicle'], ['bus', 'trailer'], ['barrier'],
-         ['motorcycle', 'bicycle'], ['pedestrian', 'traffic_cone']]
 image_size = (800, 320)          # (width, height) fed to the image backbone
 embed_dims = 256
 num_query = 900
 num_decoder_layers = 6
 img_norm = dict(mean=[103.530, 116.280, 123.675], std=[57.375, 57.120, 58.395], bgr_to_rgb=False)
 
-_attn = dict(type='BiasedMultiheadAttention', embed_dims=embed_dims, num_heads=8, attn_drop=0.1)
+# official: self-attention (mmcv MultiheadAttention, dropout=0.1) drops attention weights and
+# output; cross-attention (flash-attn FlashMHA) drops only its output
+_self_attn = dict(type='BiasedMultiheadAttention', embed_dims=embed_dims, num_heads=8, attn_drop=0.1,
+                  proj_drop=0.1)
+_cross_attn = dict(_self_attn, attn_drop=0.0)
 model = dict(
     type='CmtDetector',
+    # official CMT keeps the voxel encoder, the sparse encoder and the head in fp32 under AMP
+    fp32_modules=['pts_voxel_encoder', 'pts_middle_encoder', 'pts_bbox_head'],
     data_preprocessor=dict(
         type='Det3DDataPreprocessor', voxel=True, voxel_type='hard',
         voxel_layer=dict(max_num_points=10, voxel_size=voxel_size, point_cloud_range=point_cloud_range,
@@ -47,14 +50,16 @@ model = dict(
         norm_cfg=dict(type='BN', eps=1e-3, momentum=0.01), upsample_cfg=dict(type='deconv', bias=False),
         use_conv_for_no_stride=True),
     pts_bbox_head=dict(
-        type='CmtHead', class_names=class_names, tasks=tasks, pc_range=point_cloud_range,
+        # the official CMT head: one 10-class task, layer-wise task heads, 3x3 conv + BN + ReLU
+        # on the BEV map, CMT's embeddings, depth bins, box code order and losses (CmtHead defaults)
+        type='CmtHead', class_names=class_names, pc_range=point_cloud_range,
         in_channels_bev=512, in_channels_img=embed_dims, embed_dims=embed_dims, num_query=num_query,
         depth_num=64,
         transformer=dict(
             type='CmtTransformer',
             decoder=dict(
                 type='PETRTransformerDecoder', num_layers=num_decoder_layers,
-                layer_cfg=dict(type='PETRTransformerDecoderLayer', self_attn_cfg=_attn, cross_attn_cfg=_attn,
+                layer_cfg=dict(type='PETRTransformerDecoderLayer', self_attn_cfg=_self_attn, cross_attn_cfg=_cross_attn,
                                ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=1024, ffn_drop=0.0),
                                with_cp=False))),
         bbox_coder=dict(type='NMSFreeCoder', max_num=300, num_classes=10,
@@ -64,7 +69,8 @@ model = dict(
                       reg_cost=dict(type='BBox3DL1Cost', weight=0.25)),
         loss_cls=dict(type='mmdet.FocalLoss', use_sigmoid=True, gamma=2.0, alpha=0.25, loss_weight=2.0),
         loss_bbox=dict(type='mmdet.L1Loss', loss_weight=0.25),
-        dn_cfg=dict(num_groups=10, box_noise_scale=1.0, split=0.75)))
+        code_weights=[2.0, 2.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2],   # loss and matching cost
+        dn_cfg=dict(num_groups=10, box_noise_scale=1.0, split=0.75, cap_groups=True)))
 
 # GT-paste as official CMT's UnifiedObjectSample(sample_2d=True, mixup_rate=0.5): LiDAR points
 # and image patches. mmdet3d's database has no image crops: the patches are cut from the source
@@ -121,7 +127,7 @@ test_pipeline = _load + [
 # official: 15 epochs with GT-paste, the last 5 without (mmdet3d's hook finds the transform inside CBGSDataset)
 custom_hooks = [dict(type='DisableObjectSampleHook', disable_after_epoch=15)]
 train_dataloader = dict(
-    batch_size=2,
+    batch_size=4,
     dataset=dict(_delete_=True, type='CBGSDataset',
                  dataset=dict(type={{_base_.dataset_type}}, data_root='data/nuscenes/',
                               ann_file='nuscenes_infos_train.pkl', pipeline=train_pipeline,
@@ -131,4 +137,8 @@ train_dataloader = dict(
                               box_type_3d='LiDAR')))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
-optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic')
+# official R50 recipe: 8 GPUs x 4 samples, lr 1.4e-4, peak x6 (the schedule's VoV recipe: x8)
+optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic', optimizer=dict(lr=1.4e-4))
+param_scheduler = [dict(s, eta_min_ratio=6) if s['type'] == 'CosineAnnealingLR' and s['begin'] == 0 else s
+                   for s in _base_.param_scheduler]
+
