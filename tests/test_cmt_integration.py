@@ -126,3 +126,17 @@ def test_dist_train_two_cpu_processes(synthetic_root, tmp_path):
     log = open(glob.glob(osp.join(work, '*', '*.log'))[0]).read()
     assert 'backend: gloo' in log or "'backend': 'gloo'" in log or 'gloo' in log
     assert 'Epoch(train) [1]' in log and osp.isfile(osp.join(work, 'epoch_1.pth'))
+
+
+def test_test_tool_refuses_a_checkpoint_that_does_not_fill_the_model(synthetic_root, tiny_checkpoint, tmp_path):
+    """tools/test.py loads strictly: one key missing stops the run with the key named."""
+    import torch
+    ckpt = torch.load(tiny_checkpoint, map_location='cpu', weights_only=False)
+    ckpt['state_dict'].pop('pts_bbox_head.reference_points.weight')
+    partial = str(tmp_path / 'partial.pth')
+    torch.save(ckpt, partial)
+    proc = subprocess.run([sys.executable, 'tools/test.py', CONFIG, partial, '--work-dir', str(tmp_path),
+                           '--cfg-options', *tiny_options(synthetic_root)], cwd=REPO, capture_output=True, text=True)
+    assert proc.returncode != 0
+    assert 'pts_bbox_head.reference_points.weight' in proc.stdout + proc.stderr
+    assert 'pred_instances_3d_NuScenes/NDS' not in proc.stdout + proc.stderr

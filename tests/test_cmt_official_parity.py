@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from conftest import REPO, load_tool
 from official_cmt_reference import OFFICIAL_CLASSES, official_head_predict, official_head_state, pos2embed
 
-R50 = 'configs/cmt/cmt_voxel0100_r50-800x320_8xb2-cyclic-20e_nus-3d.py'
+R50 = 'configs/cmt/cmt_voxel0100_r50-800x320_8xb4-cyclic-20e_nus-3d.py'
 VOV = 'configs/cmt/cmt_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
 PC = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
 

@@ -1,6 +1,6 @@
 """The full configs' data pipelines as official CMT: one shared resize/crop/flip draw for the
 six views with the official test sizing, GridMask on the raw views, GT-paste with image
-patches, and GT-paste switched off after epoch 15 by mmdet3d's DisableObjectSampleHook."""
+patches, and GT-paste switched off after epoch 15 (mmdet3d's DisableObjectSampleHook, resumable)."""
 import copy
 import os.path as osp
 import pickle
@@ -15,7 +15,7 @@ import plugin  # noqa: F401
 from mmdet3d.registry import TRANSFORMS
 from mmdet3d.structures import LiDARInstance3DBoxes, LiDARPoints
 
-R50 = 'configs/cmt/cmt_voxel0100_r50-800x320_8xb2-cyclic-20e_nus-3d.py'
+R50 = 'configs/cmt/cmt_voxel0100_r50-800x320_8xb4-cyclic-20e_nus-3d.py'
 VOV = 'configs/cmt/cmt_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
 FULL = [R50, VOV]
 K = np.array([[400., 0, 400], [0, 400., 225], [0, 0, 1]])
@@ -149,7 +149,9 @@ def test_full_configs_use_the_official_image_augmentation():
         assert grid.fill == cfg.model.data_preprocessor.mean and grid.prob == 0.7
         paste = _step(cfg.train_dataloader.dataset.dataset.pipeline, 'ObjectSampleWithImages')
         assert paste.mixup_rate == 0.5
-        assert cfg.custom_hooks == [dict(type='DisableObjectSampleHook', disable_after_epoch=15)]
+        assert cfg.custom_hooks == [dict(type='ResumableDisableObjectSampleHook', disable_after_epoch=15)]
+        drop = _step(cfg.train_dataloader.dataset.dataset.pipeline, 'ModalityDropout')   # official ModalMask3D
+        assert (drop.lidar_prob, drop.camera_prob) == (0.25, 0.25)
         assert 'MultiViewGridMask' not in [t['type'] for t in cfg.test_pipeline]
 
 
@@ -360,7 +362,8 @@ def test_pasted_objects_change_pixels_only_inside_their_boxes(synthetic_root):
 # ---------------------------------------------------------------- GT-paste fade
 def test_disable_object_sample_hook_reaches_the_paste_inside_cbgs(synthetic_root):
     """mmdet3d's hook unwraps CBGSDataset (not a BaseDataset) and finds ObjectSampleWithImages
-    (an ObjectSample): pasting stops from epoch 15 on (the 16th of 20)."""
+    (an ObjectSample): pasting stops from epoch 15 on (the 16th of 20), and also when a run
+    resumes at a later epoch (where mmdet3d's own hook would go on pasting)."""
     from mmdet3d.engine.hooks import DisableObjectSampleHook
     from mmdet3d.registry import DATASETS, HOOKS
     from mmengine.logging import MMLogger
@@ -394,3 +397,9 @@ def test_disable_object_sample_hook_reaches_the_paste_inside_cbgs(synthetic_root
                 break
     assert transform.disabled
     assert counts[0] > 0 and counts[1] > 0 and counts[2:] == [0, 0]
+    runner.epoch = 17                                   # a run resumed from the epoch-17 checkpoint
+    transform.disabled = False
+    DisableObjectSampleHook(disable_after_epoch=15).before_train_epoch(runner)
+    assert not transform.disabled
+    HOOKS.build(cfg.custom_hooks[0]).before_train_epoch(runner)
+    assert transform.disabled

@@ -11,7 +11,7 @@ import pytest
 import torch
 from conftest import REPO
 
-R50_CONFIG = 'configs/cmt/cmt_voxel0100_r50-800x320_8xb2-cyclic-20e_nus-3d.py'
+R50_CONFIG = 'configs/cmt/cmt_voxel0100_r50-800x320_8xb4-cyclic-20e_nus-3d.py'
 VOV_CONFIG = 'configs/cmt/cmt_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
 PREFIX = 'img_backbone.'
 # official VoVNet specs: stem channels, conv channels, output channels, layers per block, blocks

@@ -17,7 +17,7 @@ import torch
 ROOT = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, ROOT)
 CONFIGS = {'vovnet': 'configs/cmt/cmt_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py',
-           'resnet': 'configs/cmt/cmt_voxel0100_r50-800x320_8xb2-cyclic-20e_nus-3d.py'}
+           'resnet': 'configs/cmt/cmt_voxel0100_r50-800x320_8xb4-cyclic-20e_nus-3d.py'}
 
 
 def build_target(config: str):

@@ -8,7 +8,9 @@ Additions, nothing else:
   * the merged config (with `--cfg-options`) is checked first (plugin/engine/config_check.py):
     an unknown `type` or an invalid number fails at once, naming the config key;
   * distributed runs on a machine without CUDA use the gloo backend (NCCL needs GPUs) and
-    a DDP wrapper without device ids (see plugin/compat.py).
+    a DDP wrapper without device ids (see plugin/compat.py);
+  * test.py loads the checkpoint strictly (`StrictLoadRunner`): a checkpoint that does not
+    fill the model exactly is an error naming the keys, not a partly random model.
 """
 import os.path as osp
 import runpy
@@ -47,9 +49,11 @@ def run(tool: str):
     if argv and not argv[0].startswith('-'):
         check(argv)
     launcher = argv[argv.index('--launcher') + 1] if '--launcher' in argv else 'none'
+    extra = ['runner_type=StrictLoadRunner'] if tool == 'test.py' else []
     if launcher != 'none' and not torch.cuda.is_available():
-        extra = ['env_cfg.dist_cfg.backend=gloo', 'model_wrapper_cfg.type=CPUDistributedDataParallel',
-                 'model_wrapper_cfg.broadcast_buffers=False']
+        extra += ['env_cfg.dist_cfg.backend=gloo', 'model_wrapper_cfg.type=CPUDistributedDataParallel',
+                  'model_wrapper_cfg.broadcast_buffers=False']
+    if extra:
         if '--cfg-options' in argv:
             argv[argv.index('--cfg-options') + 1:argv.index('--cfg-options') + 1] = extra
         else:

@@ -1,6 +1,6 @@
 # CMT fusion, voxel 0.075 m + VoVNet-99 at 1600x640 (official: 70.3 mAP / 72.9 NDS on nuScenes
 # val): the R50 config with the finer voxels (180 x 180 BEV), the larger images and VoVNet.
-_base_ = ['./cmt_voxel0100_r50-800x320_8xb2-cyclic-20e_nus-3d.py']
+_base_ = ['./cmt_voxel0100_r50-800x320_8xb4-cyclic-20e_nus-3d.py']
 
 point_cloud_range = [-54.0, -54.0, -5.0, 54.0, 54.0, 3.0]
 voxel_size = [0.075, 0.075, 0.2]
@@ -32,6 +32,7 @@ _load = [
 train_pipeline = _load + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
     {{_base_.gt_paste}},
+    {{_base_.modal_mask}},
     img_aug,
     {{_base_.grid_mask}},
     dict(type='GlobalRotScaleTrans', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],

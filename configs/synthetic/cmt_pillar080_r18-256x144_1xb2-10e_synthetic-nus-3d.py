@@ -10,7 +10,7 @@
 # * the head options of those runs where official CMT differs (shared task MLPs, a 1x1 BEV
 #   projection, LID depth bins, the averaged camera embedding, merged DN losses...): the
 #   demo's accuracy was measured with them (docs/cmt_official_parity.md).
-_base_ = ['../cmt/cmt_voxel0100_r50-800x320_8xb2-cyclic-20e_nus-3d.py']
+_base_ = ['../cmt/cmt_voxel0100_r50-800x320_8xb4-cyclic-20e_nus-3d.py']
 
 point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 voxel_size = [0.8, 0.8, 8.0]
@@ -39,7 +39,7 @@ model = dict(
     pts_bbox_head=dict(
         tasks=[class_names], in_channels_bev=256, in_channels_img=embed_dims, embed_dims=embed_dims,
         num_query=200, depth_num=32, query_content='bev', aux_heatmap_cfg=dict(),
-        task_head=dict(type='shared'), bev_proj_cfg=dict(kernel_size=1, norm_cfg=None, act_cfg=None),
+        task_head=dict(type='SeparateTaskHead'), bev_proj_cfg=dict(kernel_size=1, norm_cfg=None, act_cfg=None),
         bev_embed_cfg=dict(num_feats=embed_dims // 2, order='xy', frequencies='transformer'),
         depth_bins='lid', pixel_offset=0.5, cam_embed_reduce='mean', code_layout='aligned', loss_mode='merged',
         code_weights=[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2],

@@ -50,7 +50,7 @@ from ..utils.position_embedding import BEVPositionEmbedding, CameraRayEmbedding
 from ..utils.projection import (denormalize_points, inside_image, padded_input_shape, project_points, stack_lidar2img,
                                 visible_mask)
 from .query_denoising import build_dn_queries
-from .task_heads import LayerwiseTaskHead, SeparateTaskHead
+from . import task_heads  # noqa: F401  (registers the task heads)
 
 
 # official CMT's box code order: its regression branches, concatenated as (center 2, height 1,
@@ -77,8 +77,8 @@ class CmtHead(BaseModule):
     Args (beyond the obvious):
         tasks: class groups, each with its own classification output (None: one task of all
             classes, as official CMT on nuScenes).
-        task_head: dict(type='layerwise' | 'shared', hidden_dims=64, init_bias=-2.19), see
-            `task_heads.py`.
+        task_head: dict(type='LayerwiseTaskHead', hidden_dims=64, init_bias=-2.19) (CMT) or
+            dict(type='SeparateTaskHead'), see `task_heads.py`.
         code_layout: 'cmt' (see CMT_CODE_ORDER; official checkpoints need it) or 'aligned'
             (the height branch predicts cz and dim the log sizes).
         loss_mode: 'cmt' or 'merged' (DN queries in the same focal / L1 terms as the matched
@@ -98,7 +98,7 @@ class CmtHead(BaseModule):
                  depth_num: int = 64,
                  common_heads: dict = dict(center=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2), vel=(2, 2)),
                  num_cls_layers: int = 2,
-                 task_head: dict = dict(type='layerwise', hidden_dims=64, init_bias=-2.19),
+                 task_head: dict = dict(type='LayerwiseTaskHead', hidden_dims=64, init_bias=-2.19),
                  bev_proj_cfg: dict = dict(kernel_size=3, norm_cfg=dict(type='BN2d'), act_cfg=dict(type='ReLU')),
                  bev_embed_cfg: dict = dict(order='yx', frequencies='cmt'),
                  depth_bins: str = 'uniform',
@@ -131,8 +131,7 @@ class CmtHead(BaseModule):
                              f'class_names {self.class_names}')
         for key, value, allowed in (('cam_embed_reduce', cam_embed_reduce, ('sum', 'mean')),
                                     ('code_layout', code_layout, ('cmt', 'aligned')),
-                                    ('loss_mode', loss_mode, ('cmt', 'merged')),
-                                    ('task_head.type', task_head.get('type'), ('layerwise', 'shared'))):
+                                    ('loss_mode', loss_mode, ('cmt', 'merged'))):
             if value not in allowed:
                 raise ValueError(f'pts_bbox_head.{key} must be one of {allowed}, got {value!r}')
         if len(code_weights) != 10:
@@ -155,16 +154,11 @@ class CmtHead(BaseModule):
         self.rv_embedding = CameraRayEmbedding(embed_dims, pc_range, depth_num=depth_num, bins=depth_bins)
         self.transformer = MODELS.build(transformer)
         self.task_heads = nn.ModuleList()
-        head_cfg = dict(task_head)
-        head_type = head_cfg.pop('type')
         for task in self.tasks:
             heads = copy.deepcopy(dict(common_heads))
             heads['cls'] = (len(task), num_cls_layers)
-            if head_type == 'layerwise':
-                head = LayerwiseTaskHead(embed_dims, heads, len(self.transformer.decoder.layers), **head_cfg)
-            else:
-                head = SeparateTaskHead(embed_dims, heads, **head_cfg)
-            self.task_heads.append(head)
+            self.task_heads.append(MODELS.build(dict(task_head, embed_dims=embed_dims, heads=heads,
+                                                     num_layers=len(self.transformer.decoder.layers))))
         self.bbox_coder = TASK_UTILS.build(bbox_coder)
         assigner = dict(assigner)
         assigner.setdefault('code_weights', list(code_weights))   # CMT weighs the matching cost too

@@ -1,6 +1,7 @@
 """Output branches of the CMT head: decoder features -> centre, height, dim, rot, vel, cls.
 
-Two variants, chosen by `CmtHead(task_head=...)`:
+Two registered variants, chosen by `CmtHead(task_head=dict(type=...))`; the head adds
+`embed_dims`, `heads` and `num_layers`:
 
 * `LayerwiseTaskHead` (official CMT, github.com/junjie18/CMT `SeparateTaskHead`): every
   decoder layer has its own small MLP per branch (hidden width 64, layer norm, ReLU). The
@@ -19,6 +20,8 @@ import torch.nn.functional as F
 from mmengine.model import kaiming_init
 from torch import Tensor, nn
 
+from mmdet3d.registry import MODELS
+
 
 class GroupLayerNorm1d(nn.Module):
     """Layer norm over the channels of each of `groups` channel groups of [N, G*C, L]."""
@@ -36,6 +39,7 @@ class GroupLayerNorm1d(nn.Module):
         return y * self.weight.view(1, c, 1) + self.bias.view(1, c, 1)
 
 
+@MODELS.register_module()
 class LayerwiseTaskHead(nn.Module):
     """One MLP per (decoder layer, branch), as grouped 1x1 convolutions.
 
@@ -79,10 +83,13 @@ class LayerwiseTaskHead(nn.Module):
                 for name, branch in self.branches.items()}
 
 
+@MODELS.register_module()
 class SeparateTaskHead(nn.Module):
-    """One MLP per branch (Linear, LayerNorm, ReLU, ..., Linear), shared by all decoder layers."""
+    """One MLP per branch (Linear, LayerNorm, ReLU, ..., Linear), shared by all decoder layers
+    (`num_layers` is accepted for the common interface and not used)."""
 
-    def __init__(self, embed_dims: int, heads: Dict[str, Tuple[int, int]], init_bias: float = -4.595):
+    def __init__(self, embed_dims: int, heads: Dict[str, Tuple[int, int]], num_layers: int = None,
+                 init_bias: float = -4.595):
         super().__init__()
         self.init_bias = init_bias
         self.branches = nn.ModuleDict()

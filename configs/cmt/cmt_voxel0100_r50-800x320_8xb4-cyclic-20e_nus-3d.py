@@ -85,6 +85,9 @@ db_sampler = dict(
     points_loader=dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=[0, 1, 2, 3, 4]))
 gt_paste = dict(type='ObjectSampleWithImages', db_sampler=db_sampler, mixup_rate=0.5,
                 img_info_path='data/nuscenes/nuscenes_infos_train.pkl', img_prefix={{_base_.data_prefix}})
+# official ModalMask3D(mode='train'): blank images in 25% of the samples, no LiDAR in another 25%
+# (official: every point moved to the origin; here the point cloud is empty)
+modal_mask = dict(type='ModalityDropout', lidar_prob=0.25, camera_prob=0.25)
 # official GridMask(use_h, use_w, rotate=1, offset=False, ratio=0.5, mode=1, prob=0.7) blanks pixels of the
 # normalised batch to 0 in the detector; here on the raw views, blanked to the normalisation mean
 grid_mask = dict(type='MultiViewGridMask', fill=img_norm['mean'], prob=0.7, use_h=True, use_w=True, rotate=1,
@@ -106,6 +109,7 @@ _load = [
 train_pipeline = _load + [
     dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
     gt_paste,
+    modal_mask,
     img_aug,
     grid_mask,
     dict(type='GlobalRotScaleTrans', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],
@@ -124,8 +128,8 @@ test_pipeline = _load + [
     dict(type='ComputeLidar2Img'),
     dict(type='Pack3DDetInputs', keys=['points', 'img']),
 ]
-# official: 15 epochs with GT-paste, the last 5 without (mmdet3d's hook finds the transform inside CBGSDataset)
-custom_hooks = [dict(type='DisableObjectSampleHook', disable_after_epoch=15)]
+# official: 15 epochs with GT-paste, the last 5 without (also when a run resumes past epoch 15)
+custom_hooks = [dict(type='ResumableDisableObjectSampleHook', disable_after_epoch=15)]
 train_dataloader = dict(
     batch_size=4,
     dataset=dict(_delete_=True, type='CBGSDataset',
