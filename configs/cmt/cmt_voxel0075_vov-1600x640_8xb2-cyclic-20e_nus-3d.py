@@ -18,39 +18,19 @@ model = dict(
     pts_middle_encoder=dict(sparse_shape=[41, 1440, 1440]),
     pts_bbox_head=dict(pc_range=point_cloud_range))
 
-# the R50 config's pipelines (GT-paste with image patches, GridMask) at this image size; official
-# test sizing: scale max(640 / 900, 1600 / 1600) = 1, the lower 640 rows of the 1600x900 views
+# the R50 config's pipelines (GT-paste with image patches, modality masking, GridMask) with this
+# image size and range; official test sizing: scale max(640 / 900, 1600 / 1600) = 1, the lower
+# 640 rows of the 1600x900 views
 img_aug = dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_lim=(0.94, 1.25), shared=True,
                bot_pct_lim=(0.0, 0.0), flip_prob=0.5)
 img_test = dict(type='MultiViewImageResizeCrop', final_size=image_size, bot_pct_lim=(0.0, 0.0), test_mode=True,
                 test_scale='fit')
-_load = [
-    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5),
-    dict(type='LoadPointsFromMultiSweeps', sweeps_num=10, use_dim=[0, 1, 2, 3, 4]),   # as the R50 config
-    dict(type='LoadMultiViewImageFromFiles', to_float32=True, num_views=6),
-]
-train_pipeline = _load + [
-    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
-    {{_base_.gt_paste}},
-    {{_base_.modal_mask}},
-    img_aug,
-    {{_base_.grid_mask}},
-    dict(type='GlobalRotScaleTrans', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],
-         translation_std=[0.5, 0.5, 0.5]),
-    dict(type='LiDARRandomFlip3D', flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
-    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectNameFilter', classes=class_names),
-    dict(type='ComputeLidar2Img'),
-    dict(type='PointShuffle'),
-    dict(type='Pack3DDetInputs', keys=['points', 'img', 'gt_bboxes_3d', 'gt_labels_3d']),
-]
-test_pipeline = _load + [
-    img_test,
-    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ComputeLidar2Img'),
-    dict(type='Pack3DDetInputs', keys=['points', 'img']),
-]
+train_pipeline = [img_aug if t['type'] == 'MultiViewImageResizeCrop' else
+                  dict(t, point_cloud_range=point_cloud_range) if 'point_cloud_range' in t else t
+                  for t in _base_.train_pipeline]
+test_pipeline = [img_test if t['type'] == 'MultiViewImageResizeCrop' else
+                 dict(t, point_cloud_range=point_cloud_range) if 'point_cloud_range' in t else t
+                 for t in _base_.test_pipeline]
 train_dataloader = dict(batch_size=2, dataset=dict(dataset=dict(pipeline=train_pipeline)))
 val_dataloader = dict(dataset=dict(pipeline=test_pipeline))
 test_dataloader = val_dataloader
