@@ -144,10 +144,13 @@ def test_official_vovnet_keys_map_one_to_one_onto_vovnet(v99_official):
         assert converted[ours] is v99_official[official]
 
 
-def test_vov_config_backbone_loads_the_official_checkpoint(v99_official, tmp_path):
+@pytest.mark.parametrize('config', [VOV_CONFIG] + [
+    f'configs/{d}/cmt-{d}_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py' for d in ('aqr', 'futr', 'sparsebev', 'triplane')])
+def test_vov_config_backbone_loads_the_official_checkpoint(config, v99_official, tmp_path):
+    """Every full VoV-99 config (CMT and the AQR, neck and triplane configs that inherit it)."""
     path = save(tmp_path / 'fcos3d_vovnet_imgbackbone-remapped.pth', v99_official,
                 others=['img_neck.lateral_convs.0.conv.weight'])   # outside the prefix: not used
-    backbone = config_backbone(VOV_CONFIG, checkpoint=path)
+    backbone = config_backbone(config, checkpoint=path)
     backbone.init_weights()
     from plugin.models.backbones.official_vovnet_keys import convert_official_vovnet_keys
     assert_holds(backbone, convert_official_vovnet_keys(v99_official))

@@ -39,7 +39,7 @@ model = dict(
     pts_bbox_head=dict(
         tasks=[class_names], in_channels_bev=256, in_channels_img=embed_dims, embed_dims=embed_dims,
         num_query=200, depth_num=32, query_content='bev', aux_heatmap_cfg=dict(),
-        task_head=dict(type='SeparateTaskHead'), bev_proj_cfg=dict(kernel_size=1, norm_cfg=None, act_cfg=None),
+        task_head=dict(type='SeparateTaskHead'), bev_proj_cfg=None,
         bev_embed_cfg=dict(num_feats=embed_dims // 2, order='xy', frequencies='transformer'),
         depth_bins='lid', pixel_offset=0.5, cam_embed_reduce='mean', code_layout='aligned', loss_mode='merged',
         code_weights=[1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 0.2, 0.2],

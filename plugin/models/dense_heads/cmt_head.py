@@ -79,6 +79,8 @@ class CmtHead(BaseModule):
             classes, as official CMT on nuScenes).
         task_head: dict(type='LayerwiseTaskHead', hidden_dims=64, init_bias=-2.19) (CMT) or
             dict(type='SeparateTaskHead'), see `task_heads.py`.
+        bev_proj_cfg: the BEV input layer, a `ConvModule` (kernel_size, norm_cfg, act_cfg); None:
+            a plain 1x1 convolution (a linear projection).
         code_layout: 'cmt' (see CMT_CODE_ORDER; official checkpoints need it) or 'aligned'
             (the height branch predicts cz and dim the log sizes).
         loss_mode: 'cmt' or 'merged' (DN queries in the same focal / L1 terms as the matched
@@ -99,7 +101,8 @@ class CmtHead(BaseModule):
                  common_heads: dict = dict(center=(2, 2), height=(1, 2), dim=(3, 2), rot=(2, 2), vel=(2, 2)),
                  num_cls_layers: int = 2,
                  task_head: dict = dict(type='LayerwiseTaskHead', hidden_dims=64, init_bias=-2.19),
-                 bev_proj_cfg: dict = dict(kernel_size=3, norm_cfg=dict(type='BN2d'), act_cfg=dict(type='ReLU')),
+                 bev_proj_cfg: Optional[dict] = dict(kernel_size=3, norm_cfg=dict(type='BN2d'),
+                                                     act_cfg=dict(type='ReLU')),
                  bev_embed_cfg: dict = dict(order='yx', frequencies='cmt'),
                  depth_bins: str = 'uniform',
                  pixel_offset: float = 0.0,
@@ -144,7 +147,9 @@ class CmtHead(BaseModule):
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
         self.reference_points = nn.Embedding(num_query, 3)
         self.bev_proj = None
-        if in_channels_bev:
+        if in_channels_bev and bev_proj_cfg is None:
+            self.bev_proj = nn.Conv2d(in_channels_bev, embed_dims, 1)
+        elif in_channels_bev:
             proj = dict(bev_proj_cfg)
             k = proj.pop('kernel_size', 1)
             self.bev_proj = ConvModule(in_channels_bev, embed_dims, k, padding=k // 2, **proj)
