@@ -23,7 +23,6 @@ conversion refuses a checkpoint otherwise and names the keys.
 import re
 from typing import Dict, List, Optional, Sequence
 
-import torch
 from torch import Tensor
 
 from .backbones.official_vovnet_keys import convert_official_vovnet_key

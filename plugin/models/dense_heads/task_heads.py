@@ -17,7 +17,7 @@ from typing import Dict, List, Tuple
 
 import torch
 import torch.nn.functional as F
-from mmengine.model import kaiming_init
+from mmengine.model import bias_init_with_prob, kaiming_init
 from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
@@ -89,7 +89,7 @@ class SeparateTaskHead(nn.Module):
     (`num_layers` is accepted for the common interface and not used)."""
 
     def __init__(self, embed_dims: int, heads: Dict[str, Tuple[int, int]], num_layers: int = None,
-                 init_bias: float = -4.595):
+                 init_bias: float = bias_init_with_prob(0.01)):
         super().__init__()
         self.init_bias = init_bias
         self.branches = nn.ModuleDict()
