@@ -98,6 +98,21 @@ def test_compact_bias_object_is_delegated(setup):
         attn(q, k, v, attn_bias=[1, 2])
 
 
+def test_attention_dropout_with_a_compact_bias_is_refused_not_ignored(setup):
+    attn, q, k, v = setup
+
+    class Compact:
+        def attend(self, qh, kh, vh, mask):
+            return torch.zeros_like(qh)
+
+    attn.attn_drop = 0.1
+    attn.train()
+    with pytest.raises(ValueError, match='cross_attn_cfg.attn_drop'):
+        attn(q, k, v, attn_bias=Compact())
+    attn.eval()                                  # no dropout at inference: nothing to refuse
+    torch.testing.assert_close(attn(q, k, v, attn_bias=Compact()), q + attn.out_proj.bias)
+
+
 def _transformer(num_layers=2, with_cp=False):
     attn = dict(type='BiasedMultiheadAttention', embed_dims=32, num_heads=4)
     layer = dict(type='PETRTransformerDecoderLayer', self_attn_cfg=attn, cross_attn_cfg=attn,

@@ -83,7 +83,8 @@ class BiasedMultiheadAttention(BaseModule):
     Args:
         embed_dims: channels of queries, keys and values.
         num_heads: attention heads.
-        attn_drop: dropout on the attention probabilities (training only).
+        attn_drop: dropout on the attention probabilities (training only; refused with a compact
+            bias, whose routes have no dropout).
         proj_drop: dropout after the output projection.
     """
 
@@ -127,6 +128,10 @@ class BiasedMultiheadAttention(BaseModule):
             if not hasattr(attn_bias, 'attend'):
                 raise TypeError(f'attn_bias of type {type(attn_bias).__name__} is neither a tensor '
                                 'nor a compact bias with an attend(q, k, v, mask) method')
+            if drop > 0:   # the compact routes have no dropout: refuse rather than train without it
+                raise ValueError(f'attn_drop={self.attn_drop} cannot be applied with a compact attention bias '
+                                 f'({type(attn_bias).__name__}); set the cross-attention attn_drop '
+                                 '(decoder.layer_cfg.cross_attn_cfg.attn_drop) to 0 - official CMT has none there')
             out = attn_bias.attend(q, k, v, mask)
         else:
             out = sdpa_with_mask(q, k, v, mask, drop)
