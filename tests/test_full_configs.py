@@ -31,7 +31,7 @@ def test_full_config_forward(config, synthetic_root):
     model = MODELS.build(cfg.model)
     assert (model.fusion_neck is None) == ('fusion_neck' not in cfg.model)
     assert (model.triplane is None) == ('triplane' not in cfg.model)
-    if model.triplane is not None:   # the paper's sizes (seed note 003)
+    if model.triplane is not None:   # the triplane generator's published sizes
         gen = model.triplane.generator
         assert (gen.internal_resolution, gen.triplane_resolution, gen.d_model, gen.head_dim, gen.num_heads,
                 gen.output_channels) == (64, 128, 512, 64, 8, 80)

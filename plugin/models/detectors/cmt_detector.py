@@ -2,9 +2,9 @@
 
 LiDAR: voxelisation (the data preprocessor) -> voxel encoder -> middle encoder -> backbone
 -> neck = one BEV map. Cameras: [B, V, 3, H, W] -> backbone -> neck = one stride-s map per
-view. An optional `fusion_neck` (issue #5) may then rewrite the BEV map given the image
+view. An optional `fusion_neck` (FuTr or SparseBEV) may then rewrite the BEV map given the image
 maps and the calibration: `bev = fusion_neck(bev, img_feats, img_metas)`. An optional
-`triplane` neck (issue #6) then builds three feature planes from both and fuses the XY
+`triplane` neck then builds three feature planes from both and fuses the XY
 plane into the BEV map: `bev, planes = triplane(bev, img_feats, img_metas)`; the head
 samples the planes at its queries' reference points (`pts_bbox_head.triplane_cfg`). The
 head decodes both. Either modality may be left out of the config (LiDAR-only / camera-only).

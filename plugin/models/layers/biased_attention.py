@@ -1,5 +1,5 @@
 """Multi-head attention through `scaled_dot_product_attention`, with masks and an
-additive attention bias (the hook that AQR's local window bias plugs into, issue #3/#4).
+additive attention bias (the hook that AQR's local window bias plugs into).
 
 Why not `nn.MultiheadAttention`: it materialises the [B, heads, Q, K] weights and cannot
 reach the fused flash / memory-efficient kernels; the official CMT flash path, in turn,
@@ -15,7 +15,7 @@ Conventions (the same as `nn.MultiheadAttention`, batch first):
       - a compact bias object with a method `attend(q, k, v, mask) -> out` taking the
         per-head tensors q [B, h, Q, d], k/v [B, h, K, d] and the combined additive mask
         (or None), returning [B, h, Q, d]. This is how an exact bias that is never
-        materialised densely (issue #4's `LocalWindowBias`) plugs in without touching
+        materialised densely (AQR's `LocalWindowBias`) plugs in without touching
         this module.
 A query whose keys are all masked attends to nothing and returns zeros, never NaN.
 """
