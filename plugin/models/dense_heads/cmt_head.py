@@ -340,8 +340,9 @@ class CmtHead(BaseModule):
         targets[hit] = g_codes[assigned[hit]]
         return labels, targets
 
-    def _layer_losses_cmt(self, t: int, cls: Tensor, codes: Tensor, dn, gt_boxes, task_labels):
-        """Official CMT losses of one task and decoder layer; cls [B, P+Q, C], codes [B, P+Q, 10]."""
+    def _layer_losses_cmt(self, t: int, cls: Tensor, codes: Tensor, dn, dn_codes, gt_boxes, task_labels):
+        """Official CMT losses of one task and decoder layer; cls [B, P+Q, C], codes [B, P+Q, 10],
+        dn_codes [B, P, 10] the encoded DN targets."""
         pad = dn.pad_size if dn is not None else 0
         num_cls = len(self.tasks[t])
         matched = [self._match(t, cls[b, pad:], codes[b, pad:], gt_boxes[b], task_labels[b])
@@ -365,12 +366,12 @@ class CmtHead(BaseModule):
             # DN-DETR's normalisation: the expected number of queries inside the split ball
             dn_cls_avg = max(num_tgt * math.pi / 6 * split ** 3, 1.0)
             box_avg = reduce_mean(cls.new_tensor(num_tgt)).clamp(min=1.0)
-            d_targets = encode_boxes(dn.box_targets[valid].to(codes.dtype))
+            d_targets = dn_codes[valid].to(codes.dtype)
             out['dn_loss_cls'] = torch.nan_to_num(self.loss_cls(cls[:, :pad][valid], d_lab, avg_factor=dn_cls_avg))
             out['dn_loss_bbox'] = self._weighted_l1(codes[:, :pad][valid], d_targets, in_task[valid], box_avg)
         return out
 
-    def _layer_losses_merged(self, t: int, cls: Tensor, codes: Tensor, dn, gt_boxes, task_labels):
+    def _layer_losses_merged(self, t: int, cls: Tensor, codes: Tensor, dn, dn_codes, gt_boxes, task_labels):
         """DN queries in the same terms as the matched queries, both averaged over all positives."""
         pad = dn.pad_size if dn is not None else 0
         num_cls = len(self.tasks[t])
@@ -382,7 +383,7 @@ class CmtHead(BaseModule):
             if dn is not None:
                 cls_all.append(cls[b, :pad]), codes_all.append(codes[b, :pad])
                 lab_all.append(self._task_targets(t, dn.labels[b]))
-                tgt_all.append(encode_boxes(dn.box_targets[b].to(codes.dtype)))
+                tgt_all.append(dn_codes[b].to(codes.dtype))
                 w_all.append(dn.valid[b].to(codes.dtype))
         labels, weights = torch.cat(lab_all), torch.cat(w_all)
         pos = (labels < num_cls) & (weights > 0)
@@ -401,12 +402,15 @@ class CmtHead(BaseModule):
         if self.aux_heatmap is not None and bev_feat is not None:
             losses['loss_heatmap'] = self.aux_heatmap.loss(bev_feat, gt_boxes, gt_labels)
         layer_losses = self._layer_losses_cmt if self.loss_mode == 'cmt' else self._layer_losses_merged
+        dn_codes = None   # the DN targets, encoded once for every task and layer
+        if dn is not None:
+            dn_codes = encode_boxes(dn.box_targets.flatten(0, 1)).view(*dn.box_targets.shape[:2], -1)
         num_layers = outs[0]['cls'].shape[0]
         for t, out in enumerate(outs):
             task_labels = [self._task_targets(t, lab.long()) for lab in gt_labels]
             for layer in range(num_layers):
                 prefix = '' if layer == num_layers - 1 else f'd{layer}.'
-                terms = layer_losses(t, out['cls'][layer], out['codes'][layer], dn, gt_boxes, task_labels)
+                terms = layer_losses(t, out['cls'][layer], out['codes'][layer], dn, dn_codes, gt_boxes, task_labels)
                 for name, value in terms.items():
                     losses[prefix + name] = losses.get(prefix + name, 0) + value
         return losses
