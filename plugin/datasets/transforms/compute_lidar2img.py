@@ -37,6 +37,15 @@ def lidar_aug_matrix(results: dict) -> np.ndarray:
     return mat
 
 
+def camera_projection(cam2img, lidar2cam) -> np.ndarray:
+    """4x4 (float64) LiDAR -> pixel matrix of one camera: cam2img (3x3, 3x4 or 4x4, padded
+    to 4x4) @ lidar2cam."""
+    k = np.eye(4)
+    cam2img = np.asarray(cam2img, dtype=np.float64)
+    k[:cam2img.shape[0], :cam2img.shape[1]] = cam2img
+    return k @ np.asarray(lidar2cam, dtype=np.float64)
+
+
 def lidar2img_matrices(results: dict) -> np.ndarray:
     """[V, 4, 4] (float64) LiDAR -> pixel matrices of the views as they are now: maps points of
     the (augmented) LiDAR frame to the (resized / cropped / flipped) images."""
@@ -56,10 +65,7 @@ def lidar2img_matrices(results: dict) -> np.ndarray:
     img_aug = results.get('img_aug_matrix')
     mats = []
     for v, (cam2img, lidar2cam) in enumerate(zip(results['cam2img'], results['lidar2cam'])):
-        k = np.eye(4)
-        cam2img = np.asarray(cam2img, dtype=np.float64)
-        k[:cam2img.shape[0], :cam2img.shape[1]] = cam2img
-        mat = k @ np.asarray(lidar2cam, dtype=np.float64) @ inv_lidar_aug
+        mat = camera_projection(cam2img, lidar2cam) @ inv_lidar_aug
         if img_aug is not None:
             mat = np.asarray(img_aug[v], dtype=np.float64) @ mat
         mats.append(mat)

@@ -39,7 +39,7 @@ from mmdet3d.registry import TRANSFORMS
 from mmdet3d.structures import LiDARInstance3DBoxes
 from mmengine.fileio import get, load
 
-from .compute_lidar2img import lidar2img_matrices
+from .compute_lidar2img import camera_projection, lidar2img_matrices
 from .recording_database_sampler import RecordingDataBaseSampler
 
 
@@ -110,12 +110,9 @@ class ObjectSampleWithImages(ObjectSample):
             for cam, item in info.get('images', {}).items():
                 if 'img_path' not in item:
                     continue
-                k = np.eye(4)
-                cam2img = np.asarray(item['cam2img'], dtype=np.float64)
-                k[:cam2img.shape[0], :cam2img.shape[1]] = cam2img
                 prefix = self.img_prefix.get(cam, self.img_prefix.get('img', ''))
                 views[cam] = (osp.join(root, prefix, item['img_path']),
-                              (k @ np.asarray(item['lidar2cam'], dtype=np.float64)).astype(np.float32))
+                              camera_projection(item['cam2img'], item['lidar2cam']).astype(np.float32))
             sources[info['sample_idx']] = views
         return sources
 
