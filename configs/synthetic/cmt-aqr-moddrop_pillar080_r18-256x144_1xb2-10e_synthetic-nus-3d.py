@@ -1,4 +1,4 @@
-# The synthetic AQR config trained with MoME-style modality dropout (issue #7): each training
+# The synthetic AQR config trained with MoME-style modality dropout: each training
 # sample loses its LiDAR with probability 0.15, else all its cameras with probability 0.15
 # (never both), so the model learns to detect from one sensor. Only the training pipeline
 # changes; tools/robustness_eval.py shows what it buys under sensor failures.

@@ -1,4 +1,4 @@
-# The synthetic CMT config + the FuTr fusion neck (issue #5): 64x64 BEV of 256 channels,
+# The synthetic CMT config + the FuTr fusion neck: 64x64 BEV of 256 channels,
 # 16x9 image maps of 128 channels.
 _base_ = ['./cmt_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py', '../_base_/models/futr_neck.py']
 

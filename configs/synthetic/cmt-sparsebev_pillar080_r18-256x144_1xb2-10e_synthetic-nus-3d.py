@@ -1,4 +1,4 @@
-# The synthetic CMT config + the SparseBEV fusion neck (issue #5): the top 10% of the 64x64
+# The synthetic CMT config + the SparseBEV fusion neck: the top 10% of the 64x64
 # BEV cells sample the 16x9 image maps.
 _base_ = ['./cmt_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py', '../_base_/models/sparsebev_neck.py']
 

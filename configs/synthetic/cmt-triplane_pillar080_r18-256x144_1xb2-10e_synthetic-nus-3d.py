@@ -1,4 +1,4 @@
-# The synthetic CMT config + the triplane generator (issue #6), sized for a 2-core CPU:
+# The synthetic CMT config + the triplane generator, sized for a 2-core CPU:
 # 3 x 16 x 16 tokens of 128 (4 heads of 32), upsampled to 3 planes of 32 x 32 x 32 (the
 # 64 x 64 BEV gets the XY plane resized); 8x8 BEV + 2x4 per-camera context tokens.
 # Mixed precision everywhere: DeviceAmpOptimWrapper is mmengine's AmpOptimWrapper (fp16 +

@@ -1,4 +1,4 @@
-# CMT (VoV-99, 1600x640, voxel 0.075) + the triplane generator (issue #6); otherwise the
+# CMT (VoV-99, 1600x640, voxel 0.075) + the triplane generator; otherwise the
 # baseline's recipe, including its fp16 AmpOptimWrapper (dynamic loss scaling).
 _base_ = ['../cmt/cmt_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py', '../_base_/models/triplane.py']
 

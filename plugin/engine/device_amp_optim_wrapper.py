@@ -6,7 +6,7 @@ accelerator), although `mmengine.runner.amp.autocast` supports CPU bfloat16. Thi
 subclass is the one place that works around it: on a CPU it autocasts to bfloat16 and
 uses no loss scaler (bfloat16 keeps float32's exponent range, so gradients do not
 underflow the way fp16's do), and otherwise behaves like the plain `OptimWrapper`.
-Used by the synthetic triplane config (issue #6) so that AMP runs on any machine.
+Used by the synthetic triplane config so that AMP runs on any machine.
 """
 from typing import Union
 

@@ -3,7 +3,7 @@
 If the info files, the LiDAR frame, the box convention (centre, size order, yaw) and the
 lidar -> ego -> global chain are all right, the val ground truth submitted as predictions
 through mmdet3d's NuScenesMetric (which runs nuscenes-devkit's DetectionEval) scores
-mAP = NDS = 1; a box shifted by 1 m must score clearly lower (issue #2).
+mAP = NDS = 1; a box shifted by 1 m must score clearly lower.
 """
 import copy
 from typing import Dict, List, Sequence

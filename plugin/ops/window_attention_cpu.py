@@ -1,4 +1,4 @@
-"""The compiled CPU kernel of AQR's window attentions, and when to use it (issue #4).
+"""The compiled CPU kernel of AQR's window attentions, and when to use it.
 
 `local_bias_attention` and `local_window_attention` need sums over each query's window
 keys. `csrc/window_attention_cpu.cpp` walks every (query, head)'s window rows directly;

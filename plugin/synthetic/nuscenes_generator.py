@@ -3,7 +3,7 @@
 Layout (same as nuScenes): `<root>/<version>/*.json` (the 13 tables the devkit loads),
 `<root>/samples/<channel>/...` keyframes, `<root>/sweeps/LIDAR_TOP/...` intermediate LiDAR
 sweeps and `<root>/maps/*.png` map masks. mmdet3d's converter, NuScenesDataset and the
-devkit's DetectionEval read it unchanged (issue #2).
+devkit's DetectionEval read it unchanged.
 
 Splits: the converter and DetectionEval select scenes by the devkit's hard-coded scene
 names (`nuscenes.utils.splits`), so scenes are named from those lists: `v1.0-mini` takes

@@ -5,7 +5,7 @@ inside the annotation box so that classes differ in form, not only in size (a tr
 a cab and a raised cargo box, a trailer stands on rear wheels with a hitch and no cab, a
 bus is one long tall body, a motorcycle has an engine block a bicycle lacks, a
 pedestrian is legs + torso + head) and so that the front differs from the back in both
-LiDAR and images (hood vs trunk, cab, handlebars, feet, backpack). Issue #2 explains why:
+LiDAR and images (hood vs trunk, cab, handlebars, feet, backpack). The reason:
 plain boxes of overlapping sizes measure the generator, not the detector.
 
 Object frame: x forward (length), y left (width), z up, origin at the box centre.

@@ -1,7 +1,7 @@
 """All solid geometry of a synthetic scene at one instant, as oriented boxes.
 
 The LiDAR ray caster and the camera renderer both consume this one description, so the
-two modalities see exactly the same world (issue #2: consistency across modalities).
+two modalities see exactly the same world and never disagree about a scene.
 """
 from dataclasses import dataclass
 from typing import List

@@ -1,4 +1,4 @@
-"""Window-size ablation of AQR's local attention bias (issue #4, DESIGN.md "AQR").
+"""Window-size ablation of AQR's local attention bias.
 
     python projects/window_ablation/run_window_ablation.py                 # generated data
     python projects/window_ablation/run_window_ablation.py --windows 15    # one window + baseline

@@ -1,4 +1,4 @@
-"""Pictures of AQR's weights and local attention-bias windows for one sample (issue #4).
+"""Pictures of AQR's weights and local attention-bias windows for one sample.
 
     python tools/analysis/visualize_attn_bias.py CONFIG [CHECKPOINT] --index 0 \
         --out work_dirs/attn_bias_vis/aqr_0000.png

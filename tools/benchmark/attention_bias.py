@@ -1,4 +1,4 @@
-"""Cost of AQR's local-window attention bias against unbiased attention (issue #4).
+"""Cost of AQR's local-window attention bias against unbiased attention.
 
     python tools/benchmark/attention_bias.py                       # full size, batch 1 and 2
     python tools/benchmark/attention_bias.py --batches 1 --dense-batches 1 --repeats 3

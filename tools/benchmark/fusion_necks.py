@@ -1,4 +1,4 @@
-"""Memory and time of the fusion necks against the blocks they replace (issue #5).
+"""Memory and time of the fusion necks against the blocks they replace.
 
     python tools/benchmark/fusion_necks.py                   # batches 1 2 4, both comparisons
     python tools/benchmark/fusion_necks.py --batches 1 2 --skip-naive
@@ -6,7 +6,7 @@
 Forward + backward (gradients for the BEV map, the image maps and the parameters) at a
 200 x 200 BEV of 256 channels, 6 cameras with 8 x 22 maps of 256 channels (a 704 x 256
 input at stride 32), on a ring rig whose cameras look outwards:
-  * `naive`  the block of design note 000: BEV tokens as queries of nn.MultiheadAttention
+  * `naive`  a naive FuTr block: BEV tokens as queries of nn.MultiheadAttention
              (its defaults: attention weights returned) over all camera tokens, plus the
              residual - O(HW x camera tokens);
   * `futr`   `FuTrFusionNeck` as configured in configs/_base_/models/futr_neck.py;
@@ -51,7 +51,7 @@ def ring_metas(batch: int):
 
 
 class NaiveBlock(torch.nn.Module):
-    """Design note 000's block: every BEV token attends to every camera token."""
+    """The naive FuTr block: every BEV token attends to every camera token."""
 
     def __init__(self):
         super().__init__()

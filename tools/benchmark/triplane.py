@@ -1,4 +1,4 @@
-"""Memory and time of the triplane generator's attention (issue #6, seed note 003).
+"""Memory and time of the triplane generator's attention.
 
     python tools/benchmark/triplane.py                      # attention + whole generator
     python tools/benchmark/triplane.py --skip-generator --skip-reference
@@ -7,7 +7,7 @@ Cases, each forward + backward (gradients for the input and the parameters) in i
 process (peak resident set on CPU, peak allocation on CUDA, above what was held before):
   * `sdpa`  the generator's self-attention (`SDPAttention`, 8 heads x 64 over d_model 512)
             on 3 x 64 x 64 = 12,288 tokens, batch 1;
-  * `mha`   the reference of seed note 003: nn.MultiheadAttention(512, 8) called as
+  * `mha`   the naive reference: nn.MultiheadAttention(512, 8) called as
             `self_attn(x, x, x)`, i.e. returning the attention weights, same sizes;
   * `generator` / `generator-amp`  the whole `TriplaneGenerator` of
             configs/_base_/models/triplane.py (2 layers, upsampler to 3 x 80 x 128 x 128,
@@ -64,7 +64,7 @@ def run_case(method: str, device: str, repeats: int) -> dict:
         x = torch.randn(1, TOKENS, D_MODEL, device=device, requires_grad=True)
 
         def forward():
-            return module(x) if method == 'sdpa' else module(x, x, x)[0]   # seed 003's call
+            return module(x) if method == 'sdpa' else module(x, x, x)[0]   # the reference's call
 
     def step():
         forward().float().mean().backward()

@@ -1,4 +1,4 @@
-# FuTr fusion neck (issue #5, DESIGN.md "Fusion necks"): camera tokens (8x8 per view +
+# FuTr fusion neck (after FuTr3D): camera tokens (8x8 per view +
 # camera pose) attend to the 2x-pooled BEV, per-camera FiLM gated by visibility, plus the
 # spatial path sampling the views at every BEV cell at three heights (LiDAR frame, metres).
 # Children set it as model.fusion_neck, adding bev_channels, img_channels and pc_range.

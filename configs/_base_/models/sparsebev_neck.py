@@ -1,4 +1,4 @@
-# SparseBEV fusion neck (issue #5, DESIGN.md "Fusion necks"): the top 10% BEV cells by a
+# SparseBEV fusion neck (after SparseBEV, ICCV 2023): the top 10% BEV cells by a
 # learned score sample every view at 4 learned offsets x 3 heights (LiDAR frame, metres).
 # Children set it as model.fusion_neck, adding bev_channels, img_channels and pc_range. Ablate with
 #   --cfg-options model.fusion_neck.keep_ratio=0.2

@@ -1,4 +1,4 @@
-# Triplane generator (issue #6, DESIGN.md "Triplane generator", seed note 003): the scene
+# Triplane generator (after MoReMouse / EG3D): the scene
 # context (16x16 pooled BEV tokens + 4x8 tokens per camera) drives 3 x 64 x 64 = 12,288
 # learnable tokens (d_model 512, 8 heads of 64, SDPA self-attention + cross-attention to
 # the context), upsampled to 3 planes of 80 x 128 x 128. The XY plane is added to the BEV

@@ -1,7 +1,7 @@
-"""AQR weight generator: per-query LiDAR / camera weights in [-1, 1] (issue #4).
+"""AQR weight generator: per-query LiDAR / camera weights in [-1, 1].
 
-After MoME's Adaptive Query Router (Park et al., "MoME", CVPR 2025), made continuous
-(DESIGN.md "AQR", seed 004). MoME routes each query to one expert; here a query gets two
+After MoME's Adaptive Query Router (Park et al., "MoME", CVPR 2025), made continuous.
+MoME routes each query to one expert; here a query gets two
 weights that `AttentionBiasGenerator` turns into an additive bias on the BEV / camera keys
 around it in every decoder cross-attention.
 
@@ -50,7 +50,7 @@ class AQRWeightGenerator(BaseModule):
         embed_dims: query / memory channels (the head's embed_dims).
         pc_range: point-cloud range, to turn normalised reference points into metres.
         window_sizes: (BEV window, camera window) of the LAM, odd ints (MoME: 5 and 15).
-        num_heads: heads of the LAM cross-attention (4 in the design).
+        num_heads: heads of the LAM cross-attention (4 by default).
         feedforward_channels: FFN hidden width (default 2 * embed_dims).
         dropout: dropout of the attention output and FFN.
         chunk_elements: memory budget (elements) of one block of the window attention.

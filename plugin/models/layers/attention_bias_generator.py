@@ -1,12 +1,13 @@
-"""Turns AQR's per-query weights into the local-window attention bias (issue #4).
+"""Turns AQR's per-query weights into the local-window attention bias.
 
-DESIGN.md "AQR" step 2: the bias is `bias_scale * lidar_weight` on the BEV keys within a
-`window_size` square around a query's BEV cell, `bias_scale * camera_weight` on the camera
-keys within the square around its pixel in the view that sees it, 0 elsewhere. The result
-is a compact `LocalWindowBias` (never a dense [B, Q, K] tensor) that every decoder
-cross-attention applies exactly through `local_bias_attention`.
+AQR's second step (`AQRWeightGenerator` is the first): the bias is
+`bias_scale * lidar_weight` on the BEV keys within a `window_size` square around a query's
+BEV cell, `bias_scale * camera_weight` on the camera keys within the square around its
+pixel in the view that sees it, 0 elsewhere. The result is a compact `LocalWindowBias`
+(never a dense [B, Q, K] tensor) that every decoder cross-attention applies exactly
+through `local_bias_attention`.
 
-Window size is the main ablation (DESIGN.md: 5 / 15 / 25 on a 0.6 m BEV cell):
+Window size is the main ablation (5 / 15 / 25 cells at nuScenes' 0.6 m BEV cell):
 `--cfg-options model.pts_bbox_head.attn_bias_cfg.window_size=5`.
 """
 from typing import Optional, Sequence

@@ -1,6 +1,6 @@
 """Attention forward that also returns its log-sum-exp, and the matching backward.
 
-`local_bias_attention` (issue #4, DESIGN.md "AQR") needs the row log-sum-exp of the
+`local_bias_attention` (AQR's local-window bias) needs the row log-sum-exp of the
 *unbiased* attention to correct it exactly inside the bias windows, and a backward that
 takes a given output and log-sum-exp. The public `scaled_dot_product_attention` returns
 neither, so these two functions are the only place that touches PyTorch's private

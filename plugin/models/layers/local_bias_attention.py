@@ -1,10 +1,10 @@
-"""Exact attention with a local-window bias, without a dense bias or score tensor (issue #4).
+"""Exact attention with a local-window bias, without a dense bias or score tensor.
 
     out = softmax(q k^T / sqrt(d) + b + mask) v,   b = LocalWindowBias (zero outside windows)
 
-Route (chosen from the measurements in DESIGN.md "AQR"): unbiased fused attention plus a
-correction on the window keys only. With s0 the unbiased scores, L0 their row
-log-sum-exp, o0 the unbiased output and p0 = exp(s0 - L0):
+Route (its cost against unbiased SDPA and the dense bias: tools/benchmark/attention_bias.py):
+unbiased fused attention plus a correction on the window keys only. With s0 the unbiased
+scores, L0 their row log-sum-exp, o0 the unbiased output and p0 = exp(s0 - L0):
 
     S = sum_{k in window} p0_k (e^{b_k} - 1)
     L = L0 + log(1 + S),    out = (o0 + sum_{k in window} p0_k (e^{b_k} - 1) v_k) / (1 + S)

@@ -1,8 +1,8 @@
-"""Attention restricted to each query's local windows: the AQR's LAM layer (issue #4).
+"""Attention restricted to each query's local windows: the AQR's LAM layer.
 
 MoME's Adaptive Query Router attends through a local attention mask (LAM): a query sees
 only the keys in a square window around its BEV cell and in a square window around its
-pixel in the view that sees it (DESIGN.md "AQR"). With the dense boolean [B, Q, K] mask
+pixel in the view that sees it. With the dense boolean [B, Q, K] mask
 that costs O(Q * K) memory and time; gathering every query's window keys costs
 O(Q * window keys * C) memory (keys and values: 2 x 2 samples x ~400 queries x 250 keys x
 128 channels x 4 B, about 200 MB on the synthetic config) and as much in the backward.

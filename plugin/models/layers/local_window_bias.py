@@ -1,4 +1,4 @@
-"""The compact description of AQR's local-window attention bias (issue #4, DESIGN.md "AQR").
+"""The compact description of AQR's local-window attention bias.
 
 For every query the bias is `scale * lidar_weight` on the BEV keys inside a square window
 around the query's BEV cell, `scale * camera_weight` on the camera keys inside a square

@@ -1,8 +1,8 @@
 """PETR-style transformer decoder used by CMT (Yan et al., ICCV 2023), with an attention
-bias hook in every cross-attention (DESIGN.md, issue #3).
+bias hook in every cross-attention.
 
 `CmtTransformer` flattens the BEV and image memories into one key set (BEV keys first,
-row-major, then the views, view-major and row-major: the key order issue #4's local
+row-major, then the views, view-major and row-major: the key order AQR's local
 window bias relies on) and runs `PETRTransformerDecoder`: a stack of
 `PETRTransformerDecoderLayer` (self_attn -> norm -> cross_attn -> norm -> ffn -> norm,
 post-norm) that returns every layer's output. Each of the three accepts `attn_bias` and
@@ -95,7 +95,7 @@ class CmtTransformer(BaseModule):
     forward(query [B, Q, C], query_pos [B, Q, C], memory, self_attn_mask [Q, Q] bool,
             attn_bias) -> [num_layers, B, Q, C]
 
-    The head builds the memory once and hands it to the AQR (issue #4) and the decoder.
+    The head builds the memory once and hands it to the AQR and the decoder.
     """
 
     def __init__(self, decoder: dict, init_cfg=None):

@@ -2,7 +2,7 @@
 
 Why not `nn.MultiheadAttention`: called the usual way (`need_weights=True`) it returns the
 attention weights, so it materialises the [B, heads, N, M] matrix; over the 12,288
-triplane tokens that is the ~36 GB of seed note 003. SDPA dispatches to the flash /
+triplane tokens at MoReMouse's sizes that is ~36 GB. SDPA dispatches to the flash /
 memory-efficient kernels (CPU included), whose memory is linear in the tokens. The head
 width is its own parameter (`head_dim`), not `query_dim // num_heads`: when
 `num_heads * head_dim != query_dim` the q/k/v and output projections map between the two.

@@ -1,5 +1,4 @@
-"""Triplane generator (DESIGN.md "Triplane generator"; seed note 003, after MoReMouse's
-triplane tokenizer + upsampler, Table A3 sizes).
+"""Triplane generator (after MoReMouse's triplane tokenizer + upsampler, Table A3 sizes).
 
     planes = generator(context)    # context [B, N, context_dim] -> [B, 3, C, T, T]
 

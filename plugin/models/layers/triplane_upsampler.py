@@ -1,4 +1,4 @@
-"""Triplane upsampler (seed note 003; MoReMouse / EG3D pattern): attention runs on the
+"""Triplane upsampler (MoReMouse / EG3D pattern): attention runs on the
 coarse internal grid (64 x 64 per plane), and this convolutional stage lifts each plane
 to the output grid (128 x 128) while reducing the channels (512 -> 80).
 

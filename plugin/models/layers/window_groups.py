@@ -1,4 +1,4 @@
-"""Window geometry shared by AQR's two local attentions (issue #4, DESIGN.md "AQR").
+"""Window geometry shared by AQR's two local attentions.
 
 Both `local_bias_attention` (the bias in every decoder cross-attention) and
 `local_window_attention` (the AQR's LAM-restricted layer) work on the same picture: every

@@ -1,9 +1,9 @@
-"""FuTr-style camera <-> BEV fusion neck, memory-safe and calibrated (issue #5).
+"""FuTr-style camera <-> BEV fusion neck, memory-safe and calibrated.
 
-DESIGN.md "Fusion necks", seeds 000-002. The first FuTr block of the design notes let every
-BEV token attend to the camera tokens: O(HW) queries, so memory grew with the BEV grid
-and the batch until it ran out. Reversing the direction fixed memory but left fusion
-global (one FiLM vector per batch, no geometry, no camera identity). Here:
+After FuTr3D. A naive FuTr block lets every BEV token attend to the camera tokens: O(HW)
+queries, so memory grows with the BEV grid and the batch until it runs out. Reversing the
+direction fixes memory but leaves fusion global (one FiLM vector per batch, no geometry,
+no camera identity). Here:
 
 * camera -> BEV (`use_film`): each view is pooled to a small grid of camera tokens, plus an
   embedding of that camera's optical centre and viewing direction (read from lidar2img).

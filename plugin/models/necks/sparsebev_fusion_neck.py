@@ -1,7 +1,6 @@
-"""SparseBEV-style fusion neck: only the top-k BEV cells sample the cameras (issue #5).
+"""SparseBEV-style fusion neck: only the top-k BEV cells sample the cameras.
 
-DESIGN.md "Fusion necks" (after SparseBEV, Liu et al., ICCV 2023, and the sparse
-BEV -> camera sampling the design notes arrive at, seeds 000-002). A light scorer rates
+After SparseBEV (Liu et al., ICCV 2023): sparse BEV -> camera sampling. A light scorer rates
 every BEV cell; the top `keep_ratio` of them (default 10%) each predict a few sampling
 points (learned x / y offsets in metres around the cell centre, at several heights),
 project them through lidar2img into all views, sample the image features bilinearly

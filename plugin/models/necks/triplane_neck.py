@@ -1,4 +1,4 @@
-"""Triplane neck (issue #6, DESIGN.md "Triplane generator"): builds the scene context from
+"""Triplane neck (triplane after MoReMouse / EG3D): builds the scene context from
 the BEV and image features, runs `TriplaneGenerator`, and fuses the XY plane into the BEV
 map before the head. The head samples all three planes at its queries' reference points
 (`CmtHead(triplane_cfg=...)`).

@@ -2,7 +2,7 @@
 
 Every module that projects 3D points into the images (CMT's camera-ray embedding, the
 query embedding, AQR's camera windows, the fusion necks) goes through these functions,
-so a calibration convention is fixed in exactly one place (issues #3, #4, #5). AQR's
+so a calibration convention is fixed in exactly one place. AQR's
 window centres (`bev_cells`, `first_view_cells`) are computed here too:
 
   * `lidar2img` is [B, V, 4, 4]: cam2img (padded to 4x4) @ lidar2cam, with every image

@@ -1,4 +1,4 @@
-"""Features of 3D points from a triplane (DESIGN.md "Triplane generator"): bilinear samples
+"""Features of 3D points from a triplane (EG3D-style): bilinear samples
 of the XY, XZ and YZ planes at the point's normalised coordinates, summed (or concatenated).
 
 Plane layout, as `TriplaneGenerator` writes it: plane p has rows along axis PLANE_AXES[p][1]

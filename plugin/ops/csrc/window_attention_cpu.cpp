@@ -1,4 +1,4 @@
-// Window terms of AQR's local-window attentions on CPU (issue #4, DESIGN.md "AQR").
+// Window terms of AQR's local-window attentions on CPU (AQR after MoME, CVPR 2025).
 //
 // Every query owns one square window on the BEV key grid and one on the camera key grid
 // (the V camera maps stacked view over view, windows clipped to their view). Both
@@ -368,7 +368,7 @@ Tensor window_backward(const Tensor& qs, const Tensor& k, const Tensor& v, const
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.doc() = "CPU window terms of AQR's local-window attentions (issue #4)";
+  m.doc() = "CPU window terms of AQR's local-window attentions";
   m.def("correction_forward", &correction_forward, "window correction of an unbiased attention");
   m.def("softmax_forward", &softmax_forward, "softmax over the window keys only");
   m.def("window_backward", &window_backward, "softmax-backward terms on the window keys");
