@@ -71,10 +71,11 @@ def load_tool(relpath):
 @pytest.fixture(params=['kernel', 'grouped'])
 def window_route(request):
     """Runs a test once through the compiled CPU window kernel and once through the
-    pure-PyTorch grouped-box route (the one CUDA takes); see plugin/ops/window_attention_cpu.py."""
+    pure-PyTorch grouped-box route; see plugin/models/aqr/backends.py."""
+    from plugin.models.aqr import attention_backend
     from plugin.ops import window_attention_cpu
     if request.param == 'grouped':
-        with window_attention_cpu.kernel_disabled():
+        with attention_backend('torch'):
             yield request.param
         return
     assert window_attention_cpu.kernel_available(), (

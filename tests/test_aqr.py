@@ -11,7 +11,7 @@ import torch
 from conftest import REPO
 
 import plugin  # noqa: F401
-from plugin.models.layers import AQRWeightGenerator, AttentionBiasGenerator, LocalWindowBias
+from plugin.models.layers import AQRWeightGenerator, AttentionBiasGenerator, KeyLayout, LocalWindowBias
 from plugin.models.utils import bev_cells, first_view_cells
 
 PC_RANGE = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
@@ -94,13 +94,13 @@ def _aqr_inputs(seed=0):
     back = front @ torch.diag(torch.tensor([-1., -1, 1, 1]))
     lidar2img = torch.stack([front, back])[None].expand(b, -1, -1, -1)
     metas = [dict(img_shape=(32, 64), input_shape=(32, 64))] * b
-    return ref, query, query_pos, memory, memory_pos, pad, bev_shape, cam_shape, lidar2img, metas
+    return ref, query, query_pos, memory, memory_pos, pad, KeyLayout.of(bev_shape, cam_shape), lidar2img, metas
 
 
-def _dense_lam_reference(aqr, ref, query, query_pos, memory, memory_pos, pad, bev_shape, cam_shape,
-                         lidar2img, metas):
+def _dense_lam_reference(aqr, ref, query, query_pos, memory, memory_pos, pad, layout, lidar2img, metas):
     """The same layer with a dense boolean LAM built by explicit loops from the definition."""
-    bev_c, cam_c = aqr.window_centres(ref, bev_shape, cam_shape, lidar2img, metas)
+    bev_c, cam_c = aqr.window_centres(ref, layout, lidar2img, metas)
+    bev_shape, cam_shape = layout
     b, nq, c = query.shape
     k = memory.shape[1]
     allowed = torch.zeros(b, nq, k, dtype=torch.bool)
@@ -173,12 +173,12 @@ def test_bias_generator_scale_and_windows():
     gen = AttentionBiasGenerator(window_size=5, cam_window_size=3, bias_scale=2.0, learnable_scale=True,
                                  max_scale=3.0)
     assert isinstance(gen.bias_scale, torch.nn.Parameter) and gen.window_sizes == (5, 3)
-    bev_shape, cam_shape = _aqr_inputs()[6:8]
+    layout = _aqr_inputs()[6]
     aqr = AQRWeightGenerator(16, PC_RANGE, num_heads=4)
     w = aqr(*_aqr_inputs())
     with torch.no_grad():
         gen.bias_scale.fill_(10.0)                                  # clamped to max_scale
-    bias = gen(w._replace(lidar_weight=torch.ones_like(w.lidar_weight)), bev_shape, cam_shape)
+    bias = gen(w._replace(lidar_weight=torch.ones_like(w.lidar_weight)), layout)
     assert (bias.bev_window, bias.cam_window) == (5, 3)
     assert float(bias.to_dense().detach().max()) == pytest.approx(3.0)
     with pytest.raises(ValueError, match='bias_scale'):

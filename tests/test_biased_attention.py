@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from plugin.models.layers import BiasedMultiheadAttention, CmtTransformer
+from plugin.models.layers import BiasedMultiheadAttention, CmtTransformer, KeyLayout
 
 
 def reference(attn, query, key, value, query_pos=None, key_pos=None, mask=None, bias=None):
@@ -138,7 +138,8 @@ def test_transformer_passes_the_bias_to_every_cross_attention():
     assert out.shape == (2, 1, 6, 32) and len(seen) == 2 and all(b is bias for b in seen)
     assert not torch.allclose(out, tf(query, qpos, memory))
     # key order: BEV row-major first, then views (view-major, row-major)
-    mem = CmtTransformer.flatten_memory(bev, img)
+    assert memory.layout == KeyLayout((4, 5), (2, 3, 3))
+    mem = memory.layout.flatten(bev, img)
     torch.testing.assert_close(mem[0, 1 * 5 + 2], bev[0, :, 1, 2])
     torch.testing.assert_close(mem[0, 20 + 1 * 9 + 2 * 3 + 1], img[0, 1, :, 2, 1])
     torch.testing.assert_close(memory.feat, mem)

@@ -15,7 +15,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from plugin.models.layers import LocalWindowBias, local_bias_attention
-from plugin.models.layers.fused_attention_ops import cpu_flash_ops_available
+from plugin.models.aqr.lse_attention import cpu_flash_ops_available
 
 # every test here runs through both window routes (conftest.window_route)
 pytestmark = pytest.mark.usefixtures('window_route')
@@ -205,7 +205,7 @@ def test_many_tiles_and_views(force_fallback, monkeypatch):
     """Several tiles per part and views taller than a window, so that groups and their
     boxes split (and stop at view borders) as at full size: a cheap group in the tile
     cost model makes the tiles small here."""
-    from plugin.models.layers import window_groups
+    from plugin.models.aqr import grouped_route as window_groups
     monkeypatch.setattr(window_groups, 'GROUP_OVERHEAD_S', 1e-5)
     leaves, bias = make_case(5, 'transposed', nq=60, bev_shape=(30, 30), cam_shape=(3, 12, 14))
     groups = window_groups.group_queries(bias.parts(), HEADS, DIM, bias.chunk_elements)
@@ -253,7 +253,7 @@ def test_cpu_flash_ops_available():
     assert cpu_flash_ops_available(), (
         f'torch {torch.__version__}: aten._scaled_dot_product_flash_attention_for_cpu (or its '
         'backward) is missing or its schema changed; local_bias_attention now runs the slow '
-        'chunked fallback. Update plugin/models/layers/fused_attention_ops.py '
+        'chunked fallback. Update plugin/models/aqr/lse_attention.py '
         '(EXPECTED_*_SCHEMA and the calls) for this torch.')
 
 

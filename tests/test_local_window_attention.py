@@ -4,7 +4,7 @@ used here as a window indicator): forward and gradients wrt q, k, v within 1e-5.
 import pytest
 import torch
 
-from plugin.models.layers.local_window_attention import local_window_attention
+from plugin.models.aqr import local_window_attention
 from test_local_bias_attention import (CAMS, TOL, _LargestNewTensor, loop_dense_bias, make_case,
                                        reference_attention)
 
@@ -98,7 +98,7 @@ def test_key_count_mismatch_raises():
 
 def test_many_tiles_and_views(monkeypatch):
     """Several groups per part, boxes stopping at view borders (as at full size)."""
-    from plugin.models.layers import window_groups
+    from plugin.models.aqr import grouped_route as window_groups
     monkeypatch.setattr(window_groups, 'GROUP_OVERHEAD_S', 1e-5)
     check((5, 7), 'transposed', nq=60, bev_shape=(30, 30), cam_shape=(3, 12, 14))
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from plugin.models.layers import local_bias_attention
-from plugin.models.layers.local_window_attention import local_window_attention
+from plugin.models.aqr import attention_backend, local_window_attention
 from plugin.ops import window_attention_cpu
 from test_local_bias_attention import make_case
 
@@ -22,13 +22,13 @@ def test_cpu_takes_the_kernel_without_grouping(monkeypatch):
     def no_grouping(*args, **kwargs):
         raise AssertionError('the kernel route must not group queries')
 
-    for module in ('window_groups', 'local_window_attention', 'local_window_bias'):
-        monkeypatch.setattr(sys.modules[f'plugin.models.layers.{module}'], 'group_queries', no_grouping)
+    for module in ('grouped_route', 'window_attention', 'window_bias'):
+        monkeypatch.setattr(sys.modules[f'plugin.models.aqr.{module}'], 'group_queries', no_grouping)
     out = local_bias_attention(q, k, v, bias)
     torch.autograd.grad(out.sum(), leaves)
     out = local_window_attention(q, k, v, bias.parts())
     torch.autograd.grad(out.sum(), (q, k, v))
-    with window_attention_cpu.kernel_disabled(), pytest.raises(AssertionError, match='must not group'):
+    with attention_backend('torch'), pytest.raises(AssertionError, match='must not group'):
         local_bias_attention(q, k, v, bias)
 
 
@@ -55,7 +55,7 @@ def test_kernel_matches_grouped_route(window_size):
 
     for fn in (biased, local):
         kernel = run(fn)
-        with window_attention_cpu.kernel_disabled():
+        with attention_backend('torch'):
             grouped = run(fn)
         for a, b in zip(kernel, grouped):
             torch.testing.assert_close(a, b, atol=1e-5, rtol=0)

@@ -62,7 +62,7 @@ def make_inputs(batch: int, window: int, device: str, seed: int = 0):
 def run_case(method: str, batch: int, window: int, device: str, repeats: int) -> dict:
     import torch.nn.functional as F
     from plugin.models.layers import LocalWindowBias, local_bias_attention
-    from plugin.ops import window_attention_cpu as window_kernel
+    from plugin.models.aqr import attention_backend
     torch.manual_seed(0)
     q, k, v, lw, cw, bias = make_inputs(batch, window, device)
     go = torch.randn_like(q)
@@ -74,7 +74,7 @@ def run_case(method: str, batch: int, window: int, device: str, repeats: int) ->
             # a fresh bias every step, as the model builds one per forward: the packing /
             # grouping of its windows is timed too
             fresh = LocalWindowBias(BEV, CAMS, bias.bev_center, bias.cam_center, lw, cw, window)
-            with window_kernel.kernel_disabled() if method == 'grouped' else contextlib.nullcontext():
+            with attention_backend('torch') if method == 'grouped' else contextlib.nullcontext():
                 out = local_bias_attention(q, k, v, fresh)
         else:
             out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to_dense()[:, None])

@@ -297,11 +297,9 @@ class CmtHead(BaseModule):
         memory = self.transformer.memory(bev, img, bev_pos, img_pos, pad_mask)
         attn_bias = None
         if self.aqr is not None:
-            bev_shape = None if bev is None else tuple(bev.shape[-2:])
-            cam_shape = None if img is None else (img.shape[1], *img.shape[-2:])
             weights = self.aqr(ref, query, query_pos, memory.feat, memory.pos, memory.key_padding_mask,
-                               bev_shape, cam_shape, lidar2img, img_metas)
-            attn_bias = self.attn_bias_generator(weights, bev_shape, cam_shape)
+                               memory.layout, lidar2img, img_metas)
+            attn_bias = self.attn_bias_generator(weights, memory.layout)
         feats = self.transformer(query, query_pos, memory, self_attn_mask=attn_mask, attn_bias=attn_bias)
         ref_logit = inverse_sigmoid(ref.clamp(0, 1))
         outs = []

@@ -1,17 +1,16 @@
-"""Building blocks: attention with an attention-bias hook, the PETR decoder, AQR's exact
-local-window bias attention and its LAM window attention, the triplane generator."""
-from .aqr_weight_generator import AQRWeightGenerator, AQRWeights
-from .attention_bias_generator import AttentionBiasGenerator
+"""Building blocks: attention with an attention-bias hook, the PETR decoder, the triplane
+generator. AQR's window bias and attentions live in `plugin.models.aqr` and are
+re-exported here."""
 from .biased_attention import BiasedMultiheadAttention, combine_masks, sdpa_with_mask
-from .local_bias_attention import local_bias_attention
-from .local_window_attention import local_window_attention
-from .local_window_bias import LocalWindowBias
+from .petr_transformer import CmtTransformer, PETRTransformerDecoder, PETRTransformerDecoderLayer
 from .sdpa_attention import SDPAttention
 from .triplane_generator import TriplaneGenerator, TriplaneLayer
 from .triplane_upsampler import TriplaneUpsampler
-from .petr_transformer import CmtTransformer, PETRTransformerDecoder, PETRTransformerDecoderLayer
+from ..aqr import (AQRWeightGenerator, AQRWeights, AttentionBiasGenerator, KeyLayout, LocalWindowBias,  # noqa: E402
+                   attention_backend, local_bias_attention, local_window_attention)
 
 __all__ = ['BiasedMultiheadAttention', 'combine_masks', 'sdpa_with_mask', 'CmtTransformer',
-           'PETRTransformerDecoder', 'PETRTransformerDecoderLayer', 'LocalWindowBias',
-           'local_bias_attention', 'local_window_attention', 'AQRWeightGenerator', 'AQRWeights', 'AttentionBiasGenerator',
-           'SDPAttention', 'TriplaneGenerator', 'TriplaneLayer', 'TriplaneUpsampler']
+           'PETRTransformerDecoder', 'PETRTransformerDecoderLayer', 'LocalWindowBias', 'KeyLayout',
+           'local_bias_attention', 'local_window_attention', 'attention_backend', 'AQRWeightGenerator',
+           'AQRWeights', 'AttentionBiasGenerator', 'SDPAttention', 'TriplaneGenerator', 'TriplaneLayer',
+           'TriplaneUpsampler']

@@ -1,9 +1,8 @@
 """PETR-style transformer decoder used by CMT (Yan et al., ICCV 2023), with an attention
 bias hook in every cross-attention.
 
-`CmtTransformer` flattens the BEV and image memories into one key set (BEV keys first,
-row-major, then the views, view-major and row-major: the key order AQR's local
-window bias relies on) and runs `PETRTransformerDecoder`: a stack of
+`CmtTransformer` flattens the BEV and image memories into one key set in the order of a
+`KeyLayout` (`plugin/models/aqr/key_layout.py`, which AQR's windows read) and runs `PETRTransformerDecoder`: a stack of
 `PETRTransformerDecoderLayer` (self_attn -> norm -> cross_attn -> norm -> ffn -> norm,
 post-norm) that returns every layer's output. Each of the three accepts `attn_bias` and
 hands it to the cross-attention; see `biased_attention.py` for the bias contract.
@@ -20,12 +19,15 @@ from torch.utils.checkpoint import checkpoint
 
 from mmdet3d.registry import MODELS
 
+from ..aqr.key_layout import KeyLayout
+
 
 class Memory(NamedTuple):
-    """The decoder's keys, in the key order of `CmtTransformer.flatten_memory`."""
+    """The decoder's keys, in the order of `layout`."""
     feat: Tensor                          # [B, K, C]
     pos: Tensor                           # [B, K, C] position embedding
     key_padding_mask: Optional[Tensor]    # [B, K] bool (True = padding) or None
+    layout: KeyLayout                     # where each key comes from
 
 
 @MODELS.register_module()
@@ -109,29 +111,13 @@ class CmtTransformer(BaseModule):
             if p.dim() > 1:
                 nn.init.xavier_uniform_(p)
 
-    @staticmethod
-    def flatten_memory(bev: Optional[Tensor], img: Optional[Tensor]) -> Tensor:
-        """[B, H*W + V*h*w, C]: BEV keys row-major, then image keys view-major, row-major."""
-        parts = []
-        if bev is not None:
-            parts.append(bev.flatten(2).transpose(1, 2))
-        if img is not None:
-            b, v, c, h, w = img.shape
-            parts.append(img.permute(0, 1, 3, 4, 2).reshape(b, v * h * w, c))
-        return torch.cat(parts, 1)
-
     def memory(self, bev: Optional[Tensor], img: Optional[Tensor], bev_pos: Optional[Tensor] = None,
                img_pos: Optional[Tensor] = None, img_padding_mask: Optional[Tensor] = None) -> Memory:
-        """The decoder's keys: flattened features, their position embeddings and the key
-        padding mask (None without image padding), in the key order above."""
-        memory = self.flatten_memory(bev, img)
-        pos = torch.cat([p for p in (bev_pos, img_pos) if p is not None], 1)
-        key_padding_mask = None
-        if img_padding_mask is not None:
-            n_bev = memory.shape[1] - img_padding_mask.shape[1]
-            key_padding_mask = torch.cat([img_padding_mask.new_zeros(img_padding_mask.shape[0], n_bev),
-                                          img_padding_mask], 1)
-        return Memory(memory, pos, key_padding_mask)
+        """The decoder's keys: flattened features, their position embeddings, the key
+        padding mask (None without image padding) and their `KeyLayout`."""
+        layout = KeyLayout.from_features(bev, img)
+        return Memory(layout.flatten(bev, img), layout.concat(bev_pos, img_pos),
+                      layout.key_padding_mask(img_padding_mask), layout)
 
     def forward(self, query: Tensor, query_pos: Tensor, memory: Memory, self_attn_mask=None,
                 attn_bias=None) -> Tensor:

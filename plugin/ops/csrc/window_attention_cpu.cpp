@@ -8,7 +8,7 @@
 // of queries (window_groups.py); here each (query, head) walks its window rows directly,
 // so nothing larger than one output row is allocated and no key outside a window is read.
 //
-// Layouts (float32): qs, go [B, h, Q, d] contiguous (qs already scaled by 1/sqrt(d));
+// Layouts (float32, or float64 throughout): qs, go [B, h, Q, d] contiguous (qs already scaled by 1/sqrt(d));
 // k, v, dk, dv [B, h, K, d] with any strides but a unit stride on d (the head-split
 // projections are key-major); mask [B, h, Q, K] additive with any strides (0 for a
 // broadcast dimension). Windows: meta [P, 6] int64 rows (offset, rows, cols, block,
@@ -27,12 +27,14 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace {
 
 using torch::Tensor;
-constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+template <typename T>
+constexpr T kNegInf = -std::numeric_limits<T>::infinity();
 
 struct Part {
   int64_t offset, rows, cols, block, radius, index;
@@ -75,12 +77,13 @@ inline void for_each_window_block(const Part& p, int64_t bq, F&& fn) {
 
 // Eight independent accumulators, so that the compiler vectorises the reduction without
 // being allowed to reassociate floating-point sums in general.
-inline float dot(const float* a, const float* b, int64_t n) {
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+template <typename T>
+inline T dot(const T* a, const T* b, int64_t n) {
+  T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
   int64_t i = 0;
   for (; i + 8 <= n; i += 8)
     for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  float s = 0;
+  T s = 0;
   for (; i < n; ++i) s += a[i] * b[i];
   return s + ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
 }
@@ -108,30 +111,33 @@ inline __m256 dot8(const float* x, const float* rows, int64_t stride, int n, int
 #endif
 
 // out[j] = x . rows[j * stride] for j < n (n <= kBlock).
-template <int64_t kD>
-inline void block_dots(const float* x, const float* rows, int64_t stride, int n, int64_t D, float* out) {
+template <typename T, int64_t kD>
+inline void block_dots(const T* x, const T* rows, int64_t stride, int n, int64_t D, T* out) {
 #ifdef WINDOW_ATTENTION_AVX2
-  if (D % 8 == 0) {  // out has room for kBlock (a multiple of 8) entries
-    for (int j = 0; j < n; j += 8) _mm256_storeu_ps(out + j, dot8<kD>(x, rows + j * stride, stride, n - j, D));
-    return;
+  if constexpr (std::is_same<T, float>::value) {
+    if (D % 8 == 0) {  // out has room for kBlock (a multiple of 8) entries
+      for (int j = 0; j < n; j += 8) _mm256_storeu_ps(out + j, dot8<kD>(x, rows + j * stride, stride, n - j, D));
+      return;
+    }
   }
 #endif
   for (int j = 0; j < n; ++j) out[j] = dot(x, rows + j * stride, D);
 }
 
-inline void axpy(float a, const float* x, float* y, int64_t n) {
+template <typename T>
+inline void axpy(T a, const T* x, T* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += a * x[i];
 }
 
 // A query's running row (output or gradient): in a local array when the head dim is a
 // compile-time constant, so that it stays in registers instead of being re-read through
 // a pointer that may alias the key rows; written back to `row` once.
-template <int64_t kD>
+template <typename T, int64_t kD>
 struct RowAccumulator {
-  alignas(64) float local[kD ? kD : 1];
-  float* row;
-  float* data;
-  RowAccumulator(float* row_, int64_t d) : row(row_), data(kD ? local : row_) {
+  alignas(64) T local[kD ? kD : 1];
+  T* row;
+  T* data;
+  RowAccumulator(T* row_, int64_t d) : row(row_), data(kD ? local : row_) {
     if (kD) std::copy(row_, row_ + d, local);
   }
   void store(int64_t d) {
@@ -140,80 +146,91 @@ struct RowAccumulator {
 };
 
 // Strided [B, h, K, d] (or mask [B, h, Q, K]) addressing.
+template <typename T>
 struct Keys {
-  float* data;
+  T* data;
   int64_t sb, sh, sk;
-  explicit Keys(const Tensor& t) : data(t.data_ptr<float>()), sb(t.stride(0)), sh(t.stride(1)), sk(t.stride(2)) {
-    TORCH_CHECK(t.dim() == 4 && t.stride(3) == 1 && t.dtype() == torch::kFloat32,
-                "window attention: key tensors must be float32 [B, h, K, d] with unit stride on d");
+  explicit Keys(const Tensor& t) : data(t.data_ptr<T>()), sb(t.stride(0)), sh(t.stride(1)), sk(t.stride(2)) {
+    TORCH_CHECK(t.dim() == 4 && t.stride(3) == 1, "window attention: key tensors must be [B, h, K, d] with unit stride on d");
   }
-  float* row(int64_t b, int64_t h, int64_t key) const { return data + b * sb + h * sh + key * sk; }
+  T* row(int64_t b, int64_t h, int64_t key) const { return data + b * sb + h * sh + key * sk; }
 };
 
+template <typename T>
 struct Mask {
-  const float* data = nullptr;
+  const T* data = nullptr;
   int64_t sb = 0, sh = 0, sq = 0, sk = 0;
   explicit Mask(const c10::optional<Tensor>& m) {
     if (!m.has_value()) return;
-    TORCH_CHECK(m->dim() == 4 && m->dtype() == torch::kFloat32, "window attention: mask must be float32 4-D");
-    data = m->data_ptr<float>();
+    TORCH_CHECK(m->dim() == 4, "window attention: mask must be 4-D");
+    data = m->data_ptr<T>();
     sb = m->stride(0), sh = m->stride(1), sq = m->stride(2), sk = m->stride(3);
   }
-  float at(int64_t b, int64_t h, int64_t q, int64_t key) const {
-    return data ? data[b * sb + h * sh + q * sq + key * sk] : 0.0f;
+  T at(int64_t b, int64_t h, int64_t q, int64_t key) const {
+    return data ? data[b * sb + h * sh + q * sq + key * sk] : T(0);
   }
 };
 
 // fn(key, score) for every key of query (b, h, q)'s window in part p whose masked score
 // qrow . k + mask is not -inf.
-template <int64_t kD, typename F>
-inline void for_each_window_score(const Part& p, int64_t bq, const float* qrow, const Keys& K, const Mask& M,
+template <typename T, int64_t kD, typename F>
+inline void for_each_window_score(const Part& p, int64_t bq, const T* qrow, const Keys<T>& K, const Mask<T>& M,
                                   int64_t b, int64_t h, int64_t q, int64_t D, F&& fn) {
   for_each_window_block(p, bq, [&](int64_t key0, int n) {
-    float scores[kBlock];
-    block_dots<kD>(qrow, K.row(b, h, key0), K.sk, n, D, scores);
+    T scores[kBlock];
+    block_dots<T, kD>(qrow, K.row(b, h, key0), K.sk, n, D, scores);
     for (int j = 0; j < n; ++j) {
-      const float s = scores[j] + M.at(b, h, q, key0 + j);
-      if (s != kNegInf) fn(key0 + j, s);
+      const T s = scores[j] + M.at(b, h, q, key0 + j);
+      if (s != kNegInf<T>) fn(key0 + j, s);
     }
   });
 }
 
-void check_queries(const Tensor& t, const char* name) {
-  TORCH_CHECK(t.dim() == 4 && t.is_contiguous() && t.dtype() == torch::kFloat32,
-              "window attention: ", name, " must be contiguous float32 [B, h, Q, d]");
+void check_queries(const Tensor& t, const char* name, const Tensor& like) {
+  TORCH_CHECK(t.dim() == 4 && t.is_contiguous() && t.scalar_type() == like.scalar_type(),
+              "window attention: ", name, " must be contiguous [B, h, Q, d] of the queries' dtype");
+}
+
+// Every tensor but the int64 windows has the queries' dtype (float32 or float64).
+void check_dtypes(const Tensor& qs, std::initializer_list<Tensor> tensors, const c10::optional<Tensor>& mask) {
+  TORCH_CHECK(qs.scalar_type() == torch::kFloat32 || qs.scalar_type() == torch::kFloat64,
+              "window attention: float32 or float64 tensors expected");
+  for (const Tensor& t : tensors)
+    TORCH_CHECK(t.scalar_type() == qs.scalar_type(), "window attention: mixed dtypes (", t.scalar_type(), " vs ",
+                qs.scalar_type(), ")");
+  if (mask.has_value()) TORCH_CHECK(mask->scalar_type() == qs.scalar_type(), "window attention: mask dtype");
 }
 
 // Correction terms of an unbiased attention (row log-sum-exp lse0) for a bias that is
 // log(1 + weight) on the window keys: s_sum = sum w p0, corr = sum w p0 v, p0 = exp(s - lse0).
-template <int64_t kD>
+template <typename T, int64_t kD>
 std::vector<Tensor> correction_forward_impl(const Tensor& qs, const Tensor& k, const Tensor& v,
                                        const c10::optional<Tensor>& mask, const Tensor& meta,
                                        const Tensor& centres, const Tensor& weight, const Tensor& lse0) {
-  check_queries(qs, "qs");
+  check_queries(qs, "qs", qs);
   const int64_t B = qs.size(0), H = qs.size(1), Q = qs.size(2), D = kD ? kD : qs.size(3);  // a constant for the common head dims
   const auto parts = make_parts(meta, centres);
-  const Keys K(k), V(v);
-  const Mask M(mask);
-  TORCH_CHECK(weight.is_contiguous() && weight.dtype() == torch::kFloat32 && lse0.is_contiguous(), "bad weight / lse");
+  const Keys<T> K(k), V(v);
+  const Mask<T> M(mask);
+  TORCH_CHECK(weight.is_contiguous() && lse0.is_contiguous(), "bad weight / lse");
   auto s_sum = torch::zeros({B, H, Q}, qs.options());
   auto corr = torch::zeros_like(qs);
-  const float *q_ = qs.data_ptr<float>(), *w_ = weight.data_ptr<float>(), *l_ = lse0.data_ptr<float>();
-  float *ss_ = s_sum.data_ptr<float>(), *c_ = corr.data_ptr<float>();
+  const T *q_ = qs.data_ptr<T>(), *w_ = weight.data_ptr<T>(), *l_ = lse0.data_ptr<T>();
+  T *ss_ = s_sum.data_ptr<T>(), *c_ = corr.data_ptr<T>();
   // one part at a time, so that two threads never write the same query's row
   for (const Part& p : parts) {
     at::parallel_for(0, B * H * Q, 32, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t b = t / (H * Q), h = t / Q % H, bq = b * Q + p.order[b * Q + t % Q];
         const int64_t q = bq - b * Q, i = (b * H + h) * Q + q;
-        const float w = w_[p.index * B * Q + bq];
-        if (w == 0.0f) continue;
-        const float *qrow = q_ + i * D, lse = l_[i];
-        RowAccumulator<kD> out_row(c_ + i * D, D);
-        float* acc = out_row.data;
-        float total = 0;
-        for_each_window_score<kD>(p, bq, qrow, K, M, b, h, q, D, [&](int64_t key, float s) {
-          const float c = std::exp(s - lse) * w;
+        const T w = w_[p.index * B * Q + bq];
+        if (w == T(0)) continue;
+        const T *qrow = q_ + i * D, lse = l_[i];
+        RowAccumulator<T, kD> out_row(c_ + i * D, D);
+        T* acc = out_row.data;
+        T total = 0;
+        for_each_window_score<T, kD>(p, bq, qrow, K, M, b, h, q, D, [&](int64_t key, T s) {
+          const T c = std::exp(s - lse) * w;
           total += c;
           axpy(c, V.row(b, h, key), acc, D);
         });
@@ -227,36 +244,36 @@ std::vector<Tensor> correction_forward_impl(const Tensor& qs, const Tensor& k, c
 
 // Softmax over the window keys only (all parts together): out [B, h, Q, d] and its row
 // log-sum-exp (-inf and zeros for a query without a visible window key).
-template <int64_t kD>
+template <typename T, int64_t kD>
 std::vector<Tensor> softmax_forward_impl(const Tensor& qs, const Tensor& k, const Tensor& v,
                                     const c10::optional<Tensor>& mask, const Tensor& meta, const Tensor& centres) {
-  check_queries(qs, "qs");
+  check_queries(qs, "qs", qs);
   const int64_t B = qs.size(0), H = qs.size(1), Q = qs.size(2), D = kD ? kD : qs.size(3);  // a constant for the common head dims
   const auto parts = make_parts(meta, centres);
-  const Keys K(k), V(v);
-  const Mask M(mask);
+  const Keys<T> K(k), V(v);
+  const Mask<T> M(mask);
   auto out = torch::zeros_like(qs);
-  auto lse = torch::full({B, H, Q}, kNegInf, qs.options());  // running max until the end
+  Tensor lse = torch::full({B, H, Q}, kNegInf<T>, qs.options());  // running max until the end
   auto sum = torch::zeros({B, H, Q}, qs.options());
-  const float* q_ = qs.data_ptr<float>();
-  float *o_ = out.data_ptr<float>(), *l_ = lse.data_ptr<float>(), *z_ = sum.data_ptr<float>();
+  const T* q_ = qs.data_ptr<T>();
+  T *o_ = out.data_ptr<T>(), *l_ = lse.data_ptr<T>(), *z_ = sum.data_ptr<T>();
   for (const Part& p : parts) {  // online softmax, carried across the parts
     at::parallel_for(0, B * H * Q, 32, [&](int64_t begin, int64_t end) {
       for (int64_t t = begin; t < end; ++t) {
         const int64_t b = t / (H * Q), h = t / Q % H, bq = b * Q + p.order[b * Q + t % Q];
         const int64_t q = bq - b * Q, i = (b * H + h) * Q + q;
-        const float* qrow = q_ + i * D;
-        RowAccumulator<kD> out_row(o_ + i * D, D);
-        float* acc = out_row.data;
-        float m = l_[i], total = z_[i];
-        for_each_window_score<kD>(p, bq, qrow, K, M, b, h, q, D, [&](int64_t key, float s) {
+        const T* qrow = q_ + i * D;
+        RowAccumulator<T, kD> out_row(o_ + i * D, D);
+        T* acc = out_row.data;
+        T m = l_[i], total = z_[i];
+        for_each_window_score<T, kD>(p, bq, qrow, K, M, b, h, q, D, [&](int64_t key, T s) {
           if (s > m) {
-            const float r = std::exp(m - s);  // 0 while m is -inf
+            const T r = std::exp(m - s);  // 0 while m is -inf
             total *= r;
             for (int64_t j = 0; j < D; ++j) acc[j] *= r;
             m = s;
           }
-          const float e = std::exp(s - m);
+          const T e = std::exp(s - m);
           total += e;
           axpy(e, V.row(b, h, key), acc, D);
         });
@@ -283,54 +300,54 @@ std::vector<Tensor> softmax_forward_impl(const Tensor& qs, const Tensor& k, cons
 // local_bias_attention w = e^b - 1 (true minus fused terms, db the bias gradient); for
 // local_window_attention w = 1 and db is unused. Parallel over (sample, head), so that
 // the key gradients of one head are written by one thread.
-template <int64_t kD>
+template <typename T, int64_t kD>
 Tensor window_backward_impl(const Tensor& qs, const Tensor& k, const Tensor& v, const Tensor& go,
                        const Tensor& row_term, const Tensor& lse, const c10::optional<Tensor>& mask,
                        const Tensor& meta, const Tensor& centres, const Tensor& weight, Tensor dq,
                        Tensor dk, Tensor dv) {
-  check_queries(qs, "qs");
-  check_queries(go, "grad_out");
-  check_queries(dq, "dq");
+  check_queries(qs, "qs", qs);
+  check_queries(go, "grad_out", qs);
+  check_queries(dq, "dq", qs);
   const int64_t B = qs.size(0), H = qs.size(1), Q = qs.size(2), D = kD ? kD : qs.size(3);  // a constant for the common head dims
   const auto parts = make_parts(meta, centres);
-  const Keys K(k), V(v), dK(dk), dV(dv);
-  const Mask M(mask);
+  const Keys<T> K(k), V(v), dK(dk), dV(dv);
+  const Mask<T> M(mask);
   TORCH_CHECK(row_term.is_contiguous() && lse.is_contiguous() && weight.is_contiguous(), "bad row terms");
   auto db = torch::zeros({2, B, H, Q}, qs.options());
-  const float *q_ = qs.data_ptr<float>(), *g_ = go.data_ptr<float>(), *rt_ = row_term.data_ptr<float>();
-  const float *l_ = lse.data_ptr<float>(), *w_ = weight.data_ptr<float>();
-  float *dq_ = dq.data_ptr<float>(), *db_ = db.data_ptr<float>();
+  const T *q_ = qs.data_ptr<T>(), *g_ = go.data_ptr<T>(), *rt_ = row_term.data_ptr<T>();
+  const T *l_ = lse.data_ptr<T>(), *w_ = weight.data_ptr<T>();
+  T *dq_ = dq.data_ptr<T>(), *db_ = db.data_ptr<T>();
   at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
     for (int64_t bh = begin; bh < end; ++bh) {
       const int64_t b = bh / H, h = bh % H;
       for (const Part& p : parts) {
         for (int64_t j = 0; j < Q; ++j) {
           const int64_t q = p.order[b * Q + j], i = bh * Q + q, bq = b * Q + q;
-          const float *qrow = q_ + i * D, *grow = g_ + i * D;
-          RowAccumulator<kD> dq_row(dq_ + i * D, D);
-          float* dqrow = dq_row.data;
-          const float lse_i = l_[i], rt = rt_[i], w = w_[p.index * B * Q + bq];
-          float ds_sum = 0;
+          const T *qrow = q_ + i * D, *grow = g_ + i * D;
+          RowAccumulator<T, kD> dq_row(dq_ + i * D, D);
+          T* dqrow = dq_row.data;
+          const T lse_i = l_[i], rt = rt_[i], w = w_[p.index * B * Q + bq];
+          T ds_sum = 0;
           for_each_window_block(p, bq, [&](int64_t key0, int n) {
-            float scores[kBlock], go_v[kBlock];
-            block_dots<kD>(qrow, K.row(b, h, key0), K.sk, n, D, scores);
-            block_dots<kD>(grow, V.row(b, h, key0), V.sk, n, D, go_v);
+            T scores[kBlock], go_v[kBlock];
+            block_dots<T, kD>(qrow, K.row(b, h, key0), K.sk, n, D, scores);
+            block_dots<T, kD>(grow, V.row(b, h, key0), V.sk, n, D, go_v);
             for (int j = 0; j < n; ++j) {
               const int64_t key = key0 + j;
-              const float* krow = K.row(b, h, key);
-              const float s = scores[j] + M.at(b, h, q, key);
-              if (s == kNegInf) continue;
-              const float prob = std::exp(s - lse_i);
-              const float ds = prob * (go_v[j] - rt);
+              const T* krow = K.row(b, h, key);
+              const T s = scores[j] + M.at(b, h, q, key);
+              if (s == kNegInf<T>) continue;
+              const T prob = std::exp(s - lse_i);
+              const T ds = prob * (go_v[j] - rt);
               ds_sum += ds;
-              if (w == 0.0f) continue;
+              if (w == T(0)) continue;
               axpy(w * ds, krow, dqrow, D);
               axpy(w * ds, qrow, dK.row(b, h, key), D);
               axpy(w * prob, grow, dV.row(b, h, key), D);
             }
           });
           dq_row.store(D);
-          db_[(p.index * B * H + bh) * Q + q] += (w + 1.0f) * ds_sum;
+          db_[(p.index * B * H + bh) * Q + q] += (w + T(1)) * ds_sum;
         }
       }
     }
@@ -339,21 +356,25 @@ Tensor window_backward_impl(const Tensor& qs, const Tensor& k, const Tensor& v, 
 }
 
 // Head dims 32 (decoder) and 64 (AQR layer) get fully unrolled inner loops.
+// float64 (gradient checks) takes the generic loops.
 #define WINDOW_DISPATCH_HEAD_DIM(FN, ...)              \
+  if (qs.scalar_type() == torch::kFloat64) return FN<double, 0>(__VA_ARGS__); \
   switch (qs.size(3)) {                                 \
-    case 32: return FN<32>(__VA_ARGS__);                \
-    case 64: return FN<64>(__VA_ARGS__);                \
-    default: return FN<0>(__VA_ARGS__);                 \
+    case 32: return FN<float, 32>(__VA_ARGS__);         \
+    case 64: return FN<float, 64>(__VA_ARGS__);         \
+    default: return FN<float, 0>(__VA_ARGS__);          \
   }
 
 std::vector<Tensor> correction_forward(const Tensor& qs, const Tensor& k, const Tensor& v,
                                        const c10::optional<Tensor>& mask, const Tensor& meta,
                                        const Tensor& centres, const Tensor& weight, const Tensor& lse0) {
+  check_dtypes(qs, {k, v, weight, lse0}, mask);
   WINDOW_DISPATCH_HEAD_DIM(correction_forward_impl, qs, k, v, mask, meta, centres, weight, lse0)
 }
 
 std::vector<Tensor> softmax_forward(const Tensor& qs, const Tensor& k, const Tensor& v,
                                     const c10::optional<Tensor>& mask, const Tensor& meta, const Tensor& centres) {
+  check_dtypes(qs, {k, v}, mask);
   WINDOW_DISPATCH_HEAD_DIM(softmax_forward_impl, qs, k, v, mask, meta, centres)
 }
 
@@ -361,6 +382,7 @@ Tensor window_backward(const Tensor& qs, const Tensor& k, const Tensor& v, const
                        const Tensor& row_term, const Tensor& lse, const c10::optional<Tensor>& mask,
                        const Tensor& meta, const Tensor& centres, const Tensor& weight, Tensor dq,
                        Tensor dk, Tensor dv) {
+  check_dtypes(qs, {k, v, go, row_term, lse, weight, dq, dk, dv}, mask);
   WINDOW_DISPATCH_HEAD_DIM(window_backward_impl, qs, k, v, go, row_term, lse, mask, meta, centres, weight,
                            dq, dk, dv)
 }

@@ -6,11 +6,10 @@ window around its pixel in the one view that sees it, and 0 elsewhere. Stored th
 costs O(B * Q) numbers; the dense [B, Q, K] tensor (387 MB at batch 2, 900 queries and
 56,400 keys) is only built by `to_dense()`, for debugging and tests.
 
-Key order (shared with `CmtTransformer.memory`): the H*W BEV keys first,
-row-major, then the V*h*w camera keys, view-major then row-major. Windows clip at the
-borders and never wrap across rows or views; a query with view -1 (seen by no camera) has
-no camera window. `local_bias_attention(q, k, v, bias)` computes the biased attention
-exactly without the dense tensor (`local_bias_attention.py`).
+Keys are addressed through the memory's `KeyLayout`. Windows clip at the borders and never
+wrap across rows or views; a query with view -1 (seen by no camera) has no camera window.
+`local_bias_attention(q, k, v, bias)` computes the biased attention exactly without the
+dense tensor (`bias_attention.py`).
 """
 from typing import List, Optional, Sequence, Tuple, Union
 
@@ -18,27 +17,10 @@ import torch
 from torch import Tensor
 
 from ...ops.window_attention_cpu import PackedWindows, pack_windows
-from .local_bias_attention import local_bias_attention
-from .window_groups import WindowGroup, WindowPart, group_queries, window_parts
-
-WindowSize = Union[int, Sequence[int]]
-
-
-def check_window_size(value, key: str = 'window_size') -> int:
-    """An odd positive int, else a ValueError naming the config key."""
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0 or value % 2 == 0:
-        raise ValueError(f'{key} must be an odd positive integer (1, 3, 5, ...), got {value!r}')
-    return value
-
-
-def split_window_size(window_size: WindowSize, key: str = 'window_size') -> Tuple[int, int]:
-    """odd int -> (w, w); (bev, cam) -> checked pair."""
-    if isinstance(window_size, (tuple, list)):
-        if len(window_size) != 2:
-            raise ValueError(f'{key} must be an odd int or a (bev_window, cam_window) pair, got {window_size!r}')
-        return check_window_size(window_size[0], f'{key}[0]'), check_window_size(window_size[1], f'{key}[1]')
-    w = check_window_size(window_size, key)
-    return w, w
+from .bias_attention import local_bias_attention
+from .grouped_route import WindowGroup, group_queries
+from .key_layout import KeyLayout, WindowPart
+from .window_size import WindowSize, split_window_size
 
 
 def window_offsets(window: int, rows: int, cols: int, device) -> Tuple[Tensor, Tensor]:
@@ -57,12 +39,13 @@ class LocalWindowBias:
         bev_shape: (H, W) of the BEV grid, or None when the memory has no BEV keys.
         cam_shape: (V, h, w) of the camera feature maps, or None without camera keys.
         bev_center: LongTensor [B, Q, 2], (row, col) of each query's BEV cell.
-        cam_center: LongTensor [B, Q, 3], (view, row, col); view -1 = seen by no camera.
+        cam_center: LongTensor [B, Q, 3], (view, row, col); view -1 = seen by no camera;
+            None = no query has a camera window.
         lidar_weight, camera_weight: float [B, Q] (differentiable).
         window_size: odd int, or (bev_window, cam_window).
         scale: float or 0-dim tensor (differentiable when learnable).
-        chunk_elements: memory budget (elements) of one block of `local_bias_attention`'s
-            window pass (and of its chunked fallback), which bounds its extra memory.
+        chunk_elements: memory budget (elements) of one block of the correction route's
+            window pass, of its plain-tensor fallback and of its directly recomputed rows.
             2^19 (2 MB blocks) keeps the benchmark's peak within 1.25x of unbiased SDPA.
     """
 
@@ -70,18 +53,15 @@ class LocalWindowBias:
                  bev_center: Optional[Tensor], cam_center: Optional[Tensor], lidar_weight: Tensor,
                  camera_weight: Tensor, window_size: WindowSize, scale: Union[float, Tensor] = 1.0,
                  chunk_elements: int = 1 << 19):
-        self.bev_shape = tuple(int(s) for s in bev_shape) if bev_shape is not None else None
-        self.cam_shape = tuple(int(s) for s in cam_shape) if cam_shape is not None else None
-        if self.bev_shape is None and self.cam_shape is None:
-            raise ValueError('LocalWindowBias needs a BEV grid, camera maps or both')
+        self.layout = KeyLayout.of(bev_shape, cam_shape)
         self.bev_window, self.cam_window = split_window_size(window_size)
         b, q = lidar_weight.shape
         if camera_weight.shape != (b, q):
             raise ValueError(f'camera_weight {tuple(camera_weight.shape)} != lidar_weight {(b, q)}')
         if self.bev_shape is not None and (bev_center is None or bev_center.shape != (b, q, 2)):
             raise ValueError(f'bev_center must be [B, Q, 2] = {(b, q, 2)}')
-        if self.cam_shape is not None:
-            if cam_center is None or cam_center.shape != (b, q, 3):
+        if self.cam_shape is not None and cam_center is not None:   # None: no camera windows
+            if cam_center.shape != (b, q, 3):
                 raise ValueError(f'cam_center must be [B, Q, 3] = {(b, q, 3)}')
             views = cam_center[..., 0]
             if ((views < -1) | (views >= self.cam_shape[0])).any():
@@ -92,25 +72,37 @@ class LocalWindowBias:
         self.chunk_elements = chunk_elements
         self._groups = {}
         self._packed = None
+        self._window_keys = None
+
+    @classmethod
+    def from_layout(cls, layout: KeyLayout, *args, **kwargs) -> 'LocalWindowBias':
+        """The bias on the keys of `layout` (the other arguments as in the constructor)."""
+        return cls(layout.bev_shape, layout.cam_shape, *args, **kwargs)
+
+    @property
+    def bev_shape(self):
+        return self.layout.bev_shape
+
+    @property
+    def cam_shape(self):
+        return self.layout.cam_shape
 
     @property
     def num_bev_keys(self) -> int:
-        return 0 if self.bev_shape is None else self.bev_shape[0] * self.bev_shape[1]
+        return self.layout.num_bev_keys
 
     @property
     def num_keys(self) -> int:
-        cam = 0 if self.cam_shape is None else self.cam_shape[0] * self.cam_shape[1] * self.cam_shape[2]
-        return self.num_bev_keys + cam
+        return self.layout.num_keys
 
     def parts(self) -> List[WindowPart]:
-        """The windows as `window_groups` parts."""
-        return window_parts(self.bev_shape, self.cam_shape, self.bev_center, self.cam_center,
-                            self.bev_window, self.cam_window)
+        """The windows as grid parts (`KeyLayout.window_parts`)."""
+        return self.layout.window_parts(self.bev_center, self.cam_center, self.bev_window, self.cam_window)
 
     def groups(self, heads: int, head_dim: int) -> List[WindowGroup]:
-        """The grouped windows `local_bias_attention` works on, built once and shared by
-        every decoder layer that applies this bias (they depend on the centres only,
-        which are fixed at construction)."""
+        """The grouped windows of the pure-PyTorch route, built once and shared by every
+        decoder layer that applies this bias (they depend on the centres only, which are
+        fixed at construction)."""
         key = (heads, head_dim, self.chunk_elements)
         if key not in self._groups:
             self._groups[key] = group_queries(self.parts(), heads, head_dim, self.chunk_elements)
@@ -125,6 +117,8 @@ class LocalWindowBias:
     def window_keys(self) -> Tuple[Tensor, Tensor, int]:
         """Key index [B, Q, n] of every window slot, its validity [B, Q, n] and how many of
         the n slots are BEV slots (they come first). Invalid slots point at key 0."""
+        if self._window_keys is not None:
+            return self._window_keys
         device = self.lidar_weight.device
         idx, valid = [], []
         n_bev = 0
@@ -134,25 +128,42 @@ class LocalWindowBias:
             rows = self.bev_center[..., :1].long() + dr
             cols = self.bev_center[..., 1:2].long() + dc
             ok = (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-            idx.append(torch.where(ok, rows * w + cols, 0))
+            idx.append(torch.where(ok, self.layout.bev_key(rows, cols), 0))
             valid.append(ok)
             n_bev = dr.numel()
-        if self.cam_shape is not None:
+        if self.cam_shape is not None and self.cam_center is not None:
             v, h, w = self.cam_shape
             dr, dc = window_offsets(self.cam_window, h, w, device)
             view = self.cam_center[..., :1].long()
             rows = self.cam_center[..., 1:2].long() + dr
             cols = self.cam_center[..., 2:3].long() + dc
             ok = (view >= 0) & (rows >= 0) & (rows < h) & (cols >= 0) & (cols < w)
-            idx.append(torch.where(ok, self.num_bev_keys + (view * h + rows) * w + cols, 0))
+            idx.append(torch.where(ok, self.layout.cam_key(view, rows, cols), 0))
             valid.append(ok)
-        return torch.cat(idx, -1), torch.cat(valid, -1), n_bev
+        self._window_keys = torch.cat(idx, -1), torch.cat(valid, -1), n_bev
+        return self._window_keys
+
+    def _values(self, lidar_weight: Tensor, camera_weight: Tensor, scale: Tensor, n_bev: int, n: int) -> Tensor:
+        lw = lidar_weight[..., None].expand(*lidar_weight.shape, n_bev)
+        cw = camera_weight[..., None].expand(*camera_weight.shape, n - n_bev)
+        return scale * torch.cat([lw, cw], -1)
 
     def window_values(self, n_bev: int, n: int) -> Tensor:
         """Bias value of each window slot [B, Q, n] (before validity)."""
-        lw = self.lidar_weight[..., None].expand(-1, -1, n_bev)
-        cw = self.camera_weight[..., None].expand(-1, -1, n - n_bev)
-        return self.scale * torch.cat([lw, cw], -1)
+        return self._values(self.lidar_weight, self.camera_weight, self.scale, n_bev, n)
+
+    def dense_rows(self, sample: int, rows: Tensor, lidar_weight: Optional[Tensor] = None,
+                   camera_weight: Optional[Tensor] = None, scale: Optional[Tensor] = None) -> Tensor:
+        """The dense bias [n, K] of queries `rows` of one sample (differentiable in the
+        given weights and scale, by default the bias's own)."""
+        lidar_weight = self.lidar_weight if lidar_weight is None else lidar_weight
+        camera_weight = self.camera_weight if camera_weight is None else camera_weight
+        scale = self.scale if scale is None else scale
+        idx, valid, n_bev = self.window_keys()
+        idx, valid = idx[sample].index_select(0, rows), valid[sample].index_select(0, rows)
+        values = self._values(lidar_weight[sample].index_select(0, rows), camera_weight[sample].index_select(0, rows),
+                              scale, n_bev, idx.shape[-1]) * valid
+        return values.new_zeros(rows.numel(), self.num_keys).scatter_add(-1, idx, values)
 
     def to_dense(self) -> Tensor:
         """The dense [B, Q, K] bias. Debugging and tests only: it is what we avoid."""

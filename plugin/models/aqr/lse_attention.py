@@ -1,6 +1,6 @@
 """Attention forward that also returns its log-sum-exp, and the matching backward.
 
-`local_bias_attention` (AQR's local-window bias) needs the row log-sum-exp of the
+`local_bias_attention` (AQR's local-window bias, correction route) needs the row log-sum-exp of the
 *unbiased* attention to correct it exactly inside the bias windows, and a backward that
 takes a given output and log-sum-exp. The public `scaled_dot_product_attention` returns
 neither, so these two functions are the only place that touches PyTorch's private
@@ -9,12 +9,15 @@ present since torch 2.2). Everywhere else (CUDA, other torch versions, or when t
 schema changes) a query-chunked plain-tensor implementation computes the same thing with
 memory bounded by `chunk_elements`. `tests/test_local_bias_attention.py` checks the op's
 schema so that a torch upgrade that changes it fails loudly instead of silently slowing.
+Statistics are float32 for float32 / half inputs and float64 for float64 inputs.
 """
 import math
 from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
+
+from .precision import compute_dtype
 
 #: the private op's schema we rely on (argument names and order, return names)
 EXPECTED_FORWARD_SCHEMA = ('query', 'key', 'value', 'dropout_p', 'is_causal', 'attn_mask', 'scale')
@@ -60,25 +63,27 @@ def _mask_rows(mask: Optional[Tensor], rows: slice) -> Optional[Tensor]:
 def attention_with_lse(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor] = None,
                        force_fallback: bool = False, chunk_elements: int = 1 << 24
                        ) -> Tuple[Tensor, Tensor]:
-    """softmax(q k^T / sqrt(d) + mask) v and its row log-sum-exp (float32, [B, h, Q]).
+    """softmax(q k^T / sqrt(d) + mask) v and its row log-sum-exp ([B, h, Q], float32, or
+    float64 for float64 inputs).
 
     q [B, h, Q, d]; k, v [B, h, K, d]; mask additive float, broadcastable to [B, h, Q, K].
     No autograd: callers wrap it in their own `autograd.Function`.
     """
+    acc = compute_dtype(q)
     if _use_flash(q, force_fallback):
         out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
             q, k, v, 0.0, False, attn_mask=None if mask is None else mask.to(q.dtype))
-        return out, lse.float()
+        return out, lse.to(acc)
     scale = 1.0 / math.sqrt(q.shape[-1])
     out = torch.empty_like(q)
-    lse = q.new_empty(q.shape[:-1], dtype=torch.float32)
+    lse = q.new_empty(q.shape[:-1], dtype=acc)
     for rows in _query_chunks(q.shape[2], k.shape[2], q.shape[0] * q.shape[1], chunk_elements):
-        s = torch.einsum('bhqd,bhkd->bhqk', q[:, :, rows].float(), k.float()) * scale
+        s = torch.einsum('bhqd,bhkd->bhqk', q[:, :, rows].to(acc), k.to(acc)) * scale
         m = _mask_rows(mask, rows)
         if m is not None:
-            s = s + m.float()
+            s = s + m.to(acc)
         lse[:, :, rows] = torch.logsumexp(s, -1)
-        out[:, :, rows] = torch.einsum('bhqk,bhkd->bhqd', torch.softmax(s, -1), v.float()).to(q.dtype)
+        out[:, :, rows] = torch.einsum('bhqk,bhkd->bhqd', torch.softmax(s, -1), v.to(acc)).to(q.dtype)
     return out, lse
 
 
@@ -92,24 +97,26 @@ def attention_backward_with_lse(grad_out: Tensor, q: Tensor, k: Tensor, v: Tenso
     attention's probability on every key whose bias is zero, which is what
     `local_bias_attention` needs. The row term D = sum(grad_out * out) uses `out` as given.
     """
+    acc = compute_dtype(q)
     if _use_flash(q, force_fallback):
+        # the op takes the statistics in float32, or float64 for float64 inputs
         return torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
-            grad_out.contiguous(), q, k, v, out.contiguous(), lse.contiguous(), 0.0, False,
-            attn_mask=None if mask is None else mask.to(q.dtype))
+            grad_out.to(q.dtype).contiguous(), q, k, v, out.to(q.dtype).contiguous(), lse.to(acc).contiguous(),
+            0.0, False, attn_mask=None if mask is None else mask.to(q.dtype))
     scale = 1.0 / math.sqrt(q.shape[-1])
     dq = torch.empty_like(q)
-    dk = torch.zeros_like(k, dtype=torch.float32)
-    dv = torch.zeros_like(v, dtype=torch.float32)
-    kf, vf = k.float(), v.float()
+    dk = torch.zeros_like(k, dtype=acc)
+    dv = torch.zeros_like(v, dtype=acc)
+    kf, vf = k.to(acc), v.to(acc)
     for rows in _query_chunks(q.shape[2], k.shape[2], q.shape[0] * q.shape[1], chunk_elements):
-        qc, go = q[:, :, rows].float(), grad_out[:, :, rows].float()
+        qc, go = q[:, :, rows].to(acc), grad_out[:, :, rows].to(acc)
         s = torch.einsum('bhqd,bhkd->bhqk', qc, kf) * scale
         m = _mask_rows(mask, rows)
         if m is not None:
-            s = s + m.float()
-        p = torch.exp(s - lse[:, :, rows, None])
+            s = s + m.to(acc)
+        p = torch.exp(s - lse[:, :, rows, None].to(acc))
         dp = torch.einsum('bhqd,bhkd->bhqk', go, vf)
-        row = (go * out[:, :, rows].float()).sum(-1, keepdim=True)
+        row = (go * out[:, :, rows].to(acc)).sum(-1, keepdim=True)
         ds = p * (dp - row)
         dq[:, :, rows] = (torch.einsum('bhqk,bhkd->bhqd', ds, kf) * scale).to(q.dtype)
         dk += torch.einsum('bhqk,bhqd->bhkd', ds, qc) * scale

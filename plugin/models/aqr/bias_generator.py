@@ -18,8 +18,10 @@ from torch import nn
 
 from mmdet3d.registry import MODELS
 
-from .aqr_weight_generator import AQRWeights
-from .local_window_bias import LocalWindowBias, check_window_size
+from .key_layout import KeyLayout
+from .weight_generator import AQRWeights
+from .window_bias import LocalWindowBias
+from .window_size import check_window_size
 
 KEY = 'model.pts_bbox_head.attn_bias_cfg'
 
@@ -62,10 +64,9 @@ class AttentionBiasGenerator(BaseModule):
     def window_sizes(self) -> Sequence[int]:
         return self.bev_window, self.cam_window
 
-    def forward(self, weights: AQRWeights, bev_shape, cam_shape) -> LocalWindowBias:
-        """weights from `AQRWeightGenerator`; bev_shape (H, W) / cam_shape (V, h, w) or None."""
+    def forward(self, weights: AQRWeights, layout: KeyLayout) -> LocalWindowBias:
+        """weights from `AQRWeightGenerator`; layout: the memory's `KeyLayout`."""
         scale = self.bias_scale.clamp(0.0, self.max_scale)
-        return LocalWindowBias(bev_shape, cam_shape if weights.cam_center is not None else None,
-                               weights.bev_center, weights.cam_center, weights.lidar_weight,
-                               weights.camera_weight, (self.bev_window, self.cam_window), scale,
-                               chunk_elements=self.chunk_elements)
+        return LocalWindowBias.from_layout(layout, weights.bev_center, weights.cam_center, weights.lidar_weight,
+                                           weights.camera_weight, (self.bev_window, self.cam_window), scale,
+                                           chunk_elements=self.chunk_elements)

@@ -8,9 +8,9 @@ O(Q * window keys * C) memory (keys and values: 2 x 2 samples x ~400 queries x 2
 128 channels x 4 B, about 200 MB on the synthetic config) and as much in the backward.
 
 On CPU the compiled kernel (`plugin/ops/csrc/window_attention_cpu.cpp`) runs an online
-softmax over each (query, head)'s window keys. Elsewhere (CUDA, or the extension not
-built) the two windows are scored with the grouped-box scheme of `window_groups.py` and
-merged by log-sum-exp, exactly:
+softmax over each (query, head)'s window keys. Elsewhere (CUDA, the extension not built,
+or the 'torch' back-end of `backends.py`) the two windows are scored with the grouped-box
+scheme of `grouped_route.py` and merged by log-sum-exp, exactly:
 
     per modality p:  L_p = logsumexp_{k in window_p} s_k,   o_p = softmax over window_p of s, times v
     L = logaddexp(L_bev, L_cam),   out = sum_p exp(L_p - L) o_p
@@ -19,7 +19,8 @@ merged by log-sum-exp, exactly:
 Both backwards recompute the window scores and apply the usual softmax backward with
 P = exp(s - L), D = rowsum(dO * O). A query with no visible window key gets zeros.
 Extra memory: O(Q * h * d) per modality (plus, grouped, per-group buffers within
-`chunk_elements`).
+`chunk_elements`). Computed in float32 (float64 for float64 inputs), returned in the
+input dtype.
 """
 import math
 from typing import List, Optional
@@ -28,8 +29,10 @@ import torch
 from torch import Tensor
 
 from ...ops import window_attention_cpu as window_kernel
-from .window_groups import (WindowPart, autocast_off, gather_box, group_queries, group_window_backward,
-                            window_scores)
+from .backends import window_attention_backend
+from .grouped_route import gather_box, group_queries, group_window_backward, window_scores
+from .key_layout import WindowPart
+from .precision import autocast_off, compute_dtype
 
 
 def _finite(x: Tensor) -> Tensor:
@@ -38,18 +41,18 @@ def _finite(x: Tensor) -> Tensor:
 
 
 def _group_forward(qs, k, v, mask, groups):
-    """Pure-PyTorch route (CUDA, or no compiled kernel): per modality the window softmax
+    """Pure-PyTorch route: per modality the window softmax
     of each group, merged over modalities by log-sum-exp. Returns (out, lse)."""
     b, h, nq, d = qs.shape
     outs = qs.new_zeros(2, b, h, nq, d)          # per modality: normalised output, lse
     lses = qs.new_full((2, b, h, nq), float('-inf'))
     for g in groups:
         i, qi, p = g.sample, g.queries, g.part.index
-        s = window_scores(qs, gather_box(g, k), mask, g)
+        s = window_scores(qs, gather_box(g, k, qs.dtype), mask, g)
         lse = torch.logsumexp(s, -1)                                       # [h, Qg]
         probs = (s - _finite(lse)[..., None]).exp_()
         lses[p, i].index_copy_(1, qi, lse)
-        outs[p, i].index_copy_(1, qi, torch.matmul(probs, gather_box(g, v)))
+        outs[p, i].index_copy_(1, qi, torch.matmul(probs, gather_box(g, v, qs.dtype)))
     lse = torch.logaddexp(lses[0], lses[1])
     return (torch.exp(lses - _finite(lse))[..., None] * outs).sum(0), lse
 
@@ -60,8 +63,8 @@ class _LocalWindowAttention(torch.autograd.Function):
     @autocast_off
     def forward(ctx, q, k, v, parts, mask, chunk_elements):
         b, h, nq, d = q.shape
-        qs = (q.float() * (1.0 / math.sqrt(d))).contiguous()
-        if window_kernel.use_kernel(q):
+        qs = (q.to(compute_dtype(q)) * (1.0 / math.sqrt(d))).contiguous()
+        if window_attention_backend(q) == 'cpu_kernel':
             windows = window_kernel.pack_windows(parts)
             out, lse = window_kernel.softmax_forward(qs, k, v, mask, windows)
         else:
@@ -77,7 +80,8 @@ class _LocalWindowAttention(torch.autograd.Function):
         q, k, v, out, lse, mask = ctx.saved_tensors
         b, h, nq, d = q.shape
         sm = 1.0 / math.sqrt(d)
-        qs, go = (q.float() * sm).contiguous(), grad_out.float().contiguous()
+        acc = compute_dtype(q)
+        qs, go = (q.to(acc) * sm).contiguous(), grad_out.to(acc).contiguous()
         lse = _finite(lse)
         row_term = (go * out).sum(-1)                                      # D = rowsum(dO * O)
         dq = torch.zeros_like(qs)
@@ -98,7 +102,7 @@ def local_window_attention(q: Tensor, k: Tensor, v: Tensor, parts: List[WindowPa
     Args:
         q: [B, heads, Q, d]; k, v: [B, heads, K, d] (any strides; key-major head-split
             views are the fast case).
-        parts: the windows, from `window_groups.window_parts`.
+        parts: the windows, from `KeyLayout.window_parts`.
         mask: optional additive float mask broadcastable to [B, heads, Q, K] (-inf = hidden
             key, e.g. image padding).
         chunk_elements: memory budget (elements) of one group's scores / gathered keys.

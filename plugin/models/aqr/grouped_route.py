@@ -1,30 +1,25 @@
-"""Window geometry shared by AQR's two local attentions.
+"""The pure-PyTorch route of AQR's window terms: queries grouped by tile, one box each.
 
 Both `local_bias_attention` (the bias in every decoder cross-attention) and
-`local_window_attention` (the AQR's LAM-restricted layer) work on the same picture: every
-query owns one square window on the BEV key grid and one on the camera key grid (the V
-camera maps stacked view over view into a (V*h) x w grid, windows never crossing a view).
-
-`window_parts` (that picture) feeds both routes of the window terms: the compiled CPU
-kernel (`plugin/ops/window_attention_cpu.py`), and the pure-PyTorch route below, which
-CUDA takes (and CPU when the extension is not built).
+`local_window_attention` (the AQR's LAM-restricted layer) need sums over each query's
+window keys (`KeyLayout.window_parts`). This is the reference route of `backends.py`
+(the compiled CPU kernel and the Triton kernel compute the same numbers).
 
 With tensor ops, computing a window term per query (gather its window keys, reduce
-elementwise) is slow and its index tensors are large. Instead queries are grouped by the grid tile their
-window centre falls in; a group reads the bounding box of its members' windows once as a
-strided view of the key tensor (no index tensors), scores it with one batched matmul and
-zeroes (or masks) the entries outside each member's own window. Nearby queries share most
-of their window keys, so the box is little larger than the union of the windows, and a
-matmul over a box beats a broadcast multiply + sum over the same numbers.
-
-Key order (shared with `CmtTransformer.memory`): the H*W BEV keys first, row-major, then
-the V*h*w camera keys, view-major then row-major.
+elementwise) is slow and its index tensors are large. Instead queries are grouped by the
+grid tile their window centre falls in; a group reads the bounding box of its members'
+windows once as a strided view of the key tensor (no index tensors), scores it with one
+batched matmul and zeroes (or masks) the entries outside each member's own window.
+Nearby queries share most of their window keys, so the box is little larger than the
+union of the windows, and a matmul over a box beats a broadcast multiply + sum over the
+same numbers. Everything is computed in the dtype of the scaled queries `qs`.
 """
-import functools
-from typing import List, NamedTuple, Optional, Sequence
+from typing import List, NamedTuple, Optional
 
 import torch
 from torch import Tensor
+
+from .key_layout import WindowPart
 
 #: cost model of one group, forward + backward (CPU, from profiles of the attention
 #: benchmark and the synthetic model): ~1 ms of fixed cost (~70 small ops of Python and
@@ -48,43 +43,6 @@ def tile_size(part: 'WindowPart', queries: int) -> int:
         return GROUP_OVERHEAD_S / cells + density * QUERY_BOX_KEY_S * box
 
     return min(range(1, max(part.block, part.cols) + 1), key=cost)
-
-
-class WindowPart(NamedTuple):
-    """One modality's windows as square windows on a 2-D key grid."""
-    offset: int      # index of the grid's first key
-    rows: int        # grid rows (camera: V * h, views stacked)
-    cols: int
-    block: int       # rows per view: windows never cross a multiple of it (BEV: rows)
-    radius: int      # window // 2
-    row: Tensor      # [B, Q] long, window centre row on the grid
-    col: Tensor      # [B, Q] long
-    has: Tensor      # [B, Q] bool, the query has a window in this modality
-    index: int       # 0: BEV (lidar_weight), 1: camera (camera_weight)
-
-
-def window_parts(bev_shape: Optional[Sequence[int]], cam_shape: Optional[Sequence[int]],
-                 bev_center: Optional[Tensor], cam_center: Optional[Tensor], bev_window: int,
-                 cam_window: int) -> List[WindowPart]:
-    """The BEV and camera parts (either may be absent: shape None).
-
-    bev_center [B, Q, 2] (row, col); cam_center [B, Q, 3] (view, row, col), view -1 = no
-    camera window."""
-    parts = []
-    num_bev = 0
-    if bev_shape is not None:
-        h, w = bev_shape
-        num_bev = h * w
-        c = bev_center.long()
-        parts.append(WindowPart(0, h, w, h, bev_window // 2, c[..., 0], c[..., 1],
-                                torch.ones_like(c[..., 0], dtype=torch.bool), 0))
-    if cam_shape is not None:
-        nv, h, w = cam_shape
-        c = cam_center.long()
-        view = c[..., 0]
-        parts.append(WindowPart(num_bev, nv * h, w, h, cam_window // 2,
-                                view.clamp(min=0) * h + c[..., 1], c[..., 2], view >= 0, 1))
-    return parts
 
 
 class WindowGroup(NamedTuple):
@@ -116,7 +74,7 @@ class WindowGroup(NamedTuple):
         s = torch.matmul(qs[self.sample].index_select(1, self.queries), kb.transpose(1, 2))
         m = group_mask(mask, self)
         if m is not None:
-            s += m
+            s += m.to(s.dtype)
         return s
 
     def inside(self) -> Tensor:
@@ -183,14 +141,14 @@ def group_mask(mask: Optional[Tensor], g: WindowGroup) -> Optional[Tensor]:
         return None
     m = mask[g.sample if mask.shape[0] > 1 else 0]               # [h or 1, Q or 1, K]
     m = m if m.shape[1] == 1 else m.index_select(1, g.queries)
-    return m.index_select(2, g.keys()).float()
+    return m.index_select(2, g.keys())
 
 
-def gather_box(g: WindowGroup, x: Tensor) -> Tensor:
-    """The box keys of x [B, h, K, d] as [h, Kb, d] float: one copy into a key-major
+def gather_box(g: WindowGroup, x: Tensor, dtype: torch.dtype) -> Tensor:
+    """The box keys of x [B, h, K, d] as [h, Kb, d] of `dtype`: one copy into a key-major
     [Kb, h, d] buffer, then a view (batched matmuls take the row stride h * d)."""
     box = g.box(x)
-    return box.reshape(-1, *box.shape[2:]).float().transpose(0, 1)
+    return box.reshape(-1, *box.shape[2:]).to(dtype).transpose(0, 1)
 
 
 def add_to_box(g: WindowGroup, grad: Tensor, update: Tensor):
@@ -215,10 +173,10 @@ def group_window_backward(qs: Tensor, k: Tensor, v: Tensor, go: Tensor, row_term
     db = torch.zeros_like(weight)
     for g in groups:
         i, qi = g.sample, g.queries
-        kb = gather_box(g, k)
+        kb = gather_box(g, k, qs.dtype)
         p = (window_scores(qs, kb, mask, g) - lse[i].index_select(1, qi)[..., None]).exp_()
         qg, gog = qs[i].index_select(1, qi), go[i].index_select(1, qi)        # [h, Qg, d]
-        ds = torch.matmul(gog, gather_box(g, v).transpose(1, 2))
+        ds = torch.matmul(gog, gather_box(g, v, qs.dtype).transpose(1, 2))
         ds -= row_term[i].index_select(1, qi)[..., None]
         ds *= p
         w = weight[g.part.index, i, qi]                                          # [Qg]
@@ -229,15 +187,3 @@ def group_window_backward(qs: Tensor, k: Tensor, v: Tensor, go: Tensor, row_term
         add_to_box(g, dk, torch.matmul(ds.transpose(1, 2), qg))
         add_to_box(g, dv, torch.matmul(p.transpose(1, 2), gog))
     return db
-
-
-def autocast_off(fn):
-    """Runs an autograd Function's forward / backward with autocast disabled: the window
-    terms are accumulated in float32 buffers (index_add_ refuses the half-precision
-    matmul results autocast would give, e.g. under mmengine's AmpOptimWrapper)."""
-    @functools.wraps(fn)
-    def wrapper(ctx, *args):
-        device = next(a.device.type for a in args if isinstance(a, Tensor))
-        with torch.autocast(device, enabled=False):
-            return fn(ctx, *args)
-    return wrapper

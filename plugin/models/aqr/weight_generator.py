@@ -27,11 +27,11 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 
+from ..layers.biased_attention import combine_masks
 from ..utils.projection import bev_cells, denormalize_points, first_view_cells, padded_input_shape
-from .biased_attention import combine_masks
-from .local_window_attention import local_window_attention
-from .local_window_bias import split_window_size
-from .window_groups import window_parts
+from .key_layout import KeyLayout
+from .window_attention import local_window_attention
+from .window_size import split_window_size
 
 
 class AQRWeights(NamedTuple):
@@ -82,27 +82,28 @@ class AQRWeightGenerator(BaseModule):
         nn.init.zeros_(self.weight_head.weight)
         nn.init.zeros_(self.weight_head.bias)
 
-    def window_centres(self, ref: Tensor, bev_shape, cam_shape, lidar2img: Optional[Tensor],
+    def window_centres(self, ref: Tensor, layout: KeyLayout, lidar2img: Optional[Tensor],
                        img_metas) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """BEV (row, col) and camera (view, row, col) of every reference point."""
-        bev_center = bev_cells(ref, bev_shape) if bev_shape is not None else None
+        bev_center = bev_cells(ref, layout.bev_shape) if layout.bev_shape is not None else None
         cam_center = None
-        if cam_shape is not None and lidar2img is not None:
+        if layout.cam_shape is not None and lidar2img is not None:
             pad = padded_input_shape(img_metas)
             cam_center = first_view_cells(denormalize_points(ref, self.pc_range), lidar2img,
-                                          [m['img_shape'] for m in img_metas], pad, cam_shape[1:])
+                                          [m['img_shape'] for m in img_metas], pad, layout.cam_shape[1:])
         return bev_center, cam_center
 
     def forward(self, ref: Tensor, query: Tensor, query_pos: Tensor, memory: Tensor, memory_pos: Tensor,
-                key_padding_mask: Optional[Tensor], bev_shape, cam_shape, lidar2img: Optional[Tensor],
+                key_padding_mask: Optional[Tensor], layout: KeyLayout, lidar2img: Optional[Tensor],
                 img_metas) -> AQRWeights:
         """ref [B, Q, 3] normalised; query/query_pos [B, Q, C]; memory/memory_pos [B, K, C]
-        in the decoder's key order; key_padding_mask [B, K] (True = padding) or None;
-        bev_shape (H, W) or None; cam_shape (V, h, w) or None."""
+        in the order of `layout` (the memory's `KeyLayout`); key_padding_mask [B, K] (True =
+        padding) or None."""
         b, nq, c = query.shape
-        bev_center, cam_center = self.window_centres(ref, bev_shape, cam_shape, lidar2img, img_metas)
-        parts = window_parts(bev_shape, cam_shape if cam_center is not None else None, bev_center,
-                             cam_center, *self.window_sizes)
+        if memory.shape[1] != layout.num_keys:
+            raise ValueError(f'the memory has {memory.shape[1]} keys, its layout {layout} {layout.num_keys}')
+        bev_center, cam_center = self.window_centres(ref, layout, lidar2img, img_metas)
+        parts = layout.window_parts(bev_center, cam_center, *self.window_sizes)
         h = self.num_heads
         # head-split views, key-major: the window attention gathers rows of keys from them
         q = self.q_proj(query + query_pos).view(b, nq, h, -1).transpose(1, 2)

@@ -1,0 +1,103 @@
+"""Which implementation computes AQR's window attentions, decided in one place.
+
+Three back-ends compute the same exact numbers:
+
+    'cpu_kernel'  the compiled C++ kernel (`plugin/ops/csrc/window_attention_cpu.cpp`):
+                  window corrections of PyTorch's fused CPU attention. CPU tensors only.
+    'triton'      one Triton kernel per pass that adds the bias inside the window while
+                  it walks all keys (`triton_bias_attention.py`). CUDA tensors, or CPU
+                  tensors when TRITON_INTERPRET=1 was set before triton was imported
+                  (how the CPU test suite checks the GPU kernel).
+    'torch'       pure PyTorch (`grouped_route.py` + `lse_attention.py`): the reference
+                  route, for any device.
+
+'auto' (the default) takes 'triton' on CUDA when triton is installed, 'cpu_kernel' on CPU
+when the extension is built, else 'torch'. The LAM two-window attention of the AQR layer
+has no Triton kernel: under 'triton' it takes the 'torch' route on CUDA (the CPU kernel
+on CPU under 'auto').
+
+    from plugin.models.layers import attention_backend
+    with attention_backend('torch'):
+        model(...)
+"""
+import contextlib
+import importlib.util
+import os
+
+from torch import Tensor
+
+from ...ops import window_attention_cpu
+
+BACKENDS = ('auto', 'cpu_kernel', 'triton', 'torch')
+_current = 'auto'
+
+
+def _check(name: str) -> str:
+    if name not in BACKENDS:
+        raise ValueError(f'unknown attention backend {name!r}; choose one of {BACKENDS}')
+    return name
+
+
+def set_attention_backend(name: str) -> str:
+    """Sets the back-end for the whole process; returns the previous one."""
+    global _current
+    before, _current = _current, _check(name)
+    return before
+
+
+def get_attention_backend() -> str:
+    return _current
+
+
+@contextlib.contextmanager
+def attention_backend(name: str):
+    """Forces back-end `name` inside the block (see the module docstring)."""
+    before = set_attention_backend(name)
+    try:
+        yield
+    finally:
+        set_attention_backend(before)
+
+
+def triton_available() -> bool:
+    """True when the triton package is installed (imported lazily by the Triton route)."""
+    return importlib.util.find_spec('triton') is not None
+
+
+def triton_interpreted() -> bool:
+    """True when Triton kernels run in the interpreter (CPU tensors)."""
+    return os.environ.get('TRITON_INTERPRET', '0') == '1'
+
+
+def bias_attention_backend(x: Tensor) -> str:
+    """The back-end of `local_bias_attention` on tensors like `x`; a forced back-end that
+    cannot run here is an error naming what is missing."""
+    name, device = _current, x.device.type
+    if name == 'auto':
+        if device == 'cuda' and triton_available():
+            return 'triton'
+        if device == 'cpu' and window_attention_cpu.kernel_available():
+            return 'cpu_kernel'
+        return 'torch'
+    if name == 'cpu_kernel':
+        if device != 'cpu':
+            raise ValueError(f"attention backend 'cpu_kernel' needs CPU tensors, got {device}")
+        if not window_attention_cpu.kernel_available():
+            raise RuntimeError(f'the compiled window kernel is not built ({window_attention_cpu.IMPORT_ERROR}); '
+                               'build it with `pip install --no-build-isolation --use-pep517 -e .`')
+    if name == 'triton':
+        if not triton_available():
+            raise RuntimeError("attention backend 'triton' needs the triton package (CUDA builds of torch bring it)")
+        if device == 'cpu' and not triton_interpreted():
+            raise RuntimeError("attention backend 'triton' on CPU tensors needs TRITON_INTERPRET=1 set before "
+                               'triton is imported')
+    return name
+
+
+def window_attention_backend(x: Tensor) -> str:
+    """The back-end of the LAM's `local_window_attention`: 'cpu_kernel' or 'torch'."""
+    name = _current
+    if name == 'cpu_kernel' or (name == 'auto' and x.device.type == 'cpu'):
+        return bias_attention_backend(x) if name == 'cpu_kernel' else (
+            'cpu_kernel' if window_attention_cpu.kernel_available() else 'torch')
+    return 'torch'
