@@ -1,9 +1,14 @@
 """Shared fixtures: one small generated nuScenes-format set, converted once per session."""
+import os
 import os.path as osp
 import subprocess
 import sys
 
 import pytest
+
+# Triton kernels run in Triton's interpreter on CPU tensors: must be set before triton is
+# imported (tools/gpu_check.sh sets 0 to run them compiled on a GPU)
+os.environ.setdefault('TRITON_INTERPRET', '1')
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:

@@ -86,15 +86,16 @@ def make_case(window_size, layout='contiguous', batch=2, nq=9, bev_shape=BEV, ca
         h, w = bev_shape
         bev_center = torch.stack([torch.randint(0, h, (batch, nq), generator=g),
                                   torch.randint(0, w, (batch, nq), generator=g)], -1)
-        bev_center[:, :4] = torch.tensor([[0, 0], [0, w - 1], [h - 1, 0], [h - 1, w - 1]])
+        bev_center[:, :4] = torch.tensor([[0, 0], [0, w - 1], [h - 1, 0], [h - 1, w - 1]])[:nq]
     if cam_shape is not None:
         nv, h, w = cam_shape
         cam_center = torch.stack([torch.randint(-1, nv, (batch, nq), generator=g),
                                   torch.randint(0, h, (batch, nq), generator=g),
                                   torch.randint(0, w, (batch, nq), generator=g)], -1)
         cam_center[:, :5] = torch.tensor([[0, 0, 0], [nv - 1, h - 1, w - 1], [1, 0, w - 1],
-                                          [nv - 1, h - 1, 0], [-1, 1, 1]])
-        cam_center[-1, 5] = torch.tensor([-1, 0, 0])
+                                          [nv - 1, h - 1, 0], [-1, 1, 1]])[:nq]
+        if nq > 5:
+            cam_center[-1, 5] = torch.tensor([-1, 0, 0])
     lw = torch.rand(batch, nq, generator=g) * 3 - 1.5
     cw = torch.rand(batch, nq, generator=g) * 3 - 1.5
     scale = torch.tensor(0.8)

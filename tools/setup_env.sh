@@ -108,6 +108,11 @@ fi
 
 step "tests and the plugin itself (pip install -e ., compiles the CPU window kernel, ~1 min)"
 pip_install -r "$ROOT/requirements/tests.txt"
+if [ "$CMT_CUDA" = "0" ]; then
+  # the tests run AQR's Triton kernels in Triton's interpreter on CPU tensors; CUDA builds
+  # of torch bring their own matching triton, which must not be replaced
+  pip_install --no-deps "triton==3.9.0"
+fi
 # PEP 660 editable install: builds plugin/ops/_window_attention_cpu*.so in place against
 # the torch above (no build isolation: the build must see that torch)
 pip_install --no-deps --no-build-isolation --use-pep517 -e "$ROOT"
