@@ -10,6 +10,9 @@ attention under a bias of -5 x max_scale; float16 / bfloat16 inputs and autocast
 float32 within stated tolerances.
 """
 import math
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -231,3 +234,88 @@ def test_lam_window_attention_float64_gradcheck(lam_route):
         assert local_window_attention(q, k, v, bias.parts()).dtype == torch.float64
         assert torch.autograd.gradcheck(lambda a, b, c: local_window_attention(a, b, c, bias.parts()), (q, k, v),
                                         eps=1e-6, atol=1e-7, rtol=1e-5, fast_mode=True)
+
+
+# ----------------------------------------------------------------------------- CUDA
+# Run by tools/gpu_check.sh on a GPU machine (TRITON_INTERPRET=0: compiled kernels);
+# skipped on CPU-only machines.
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU (tools/gpu_check.sh runs these)')
+
+
+def _to_cuda(leaves, bias, dtype=torch.float32):
+    leaves = [t.detach().to('cuda', dtype if t.dim() == 4 else torch.float32).requires_grad_() for t in leaves]
+    bias = LocalWindowBias(bias.bev_shape, bias.cam_shape, bias.bev_center.cuda(), bias.cam_center.cuda(),
+                           leaves[3], leaves[4], (bias.bev_window, bias.cam_window), scale=leaves[5])
+    return leaves, bias
+
+
+def _check_cuda(leaves, bias, mask, out_tol, grad_tol):
+    q, k, v = leaves[:3]
+    out = local_bias_attention(q, k, v, bias, mask=mask)
+    assert out.is_cuda and out.dtype == q.dtype and torch.isfinite(out).all()
+    go = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).cuda()
+    grads = torch.autograd.grad(out, leaves, go.to(out.dtype))
+    ref = reference_attention(q, k, v, bias.to_dense(), mask)
+    ref_grads = torch.autograd.grad(ref, leaves, go.double())
+    torch.testing.assert_close(out.double(), ref, atol=out_tol, rtol=0)
+    for name, got, want in zip('q k v lidar_weight camera_weight scale'.split(), grads, ref_grads):
+        torch.testing.assert_close(got.double(), want.double(), atol=grad_tol, rtol=grad_tol,
+                                   msg=lambda m: f'grad {name}: {m}')
+
+
+@cuda
+def test_cuda_auto_takes_triton():
+    assert bias_attention_backend(torch.zeros(1, device='cuda')) == 'triton'
+
+
+@cuda
+@pytest.mark.parametrize('backend', ['triton', 'torch'])
+@pytest.mark.parametrize('window_size', [1, (5, 3), 15])
+def test_cuda_float32_matches_float64_dense(backend, window_size):
+    """A grid larger than one Triton block in both directions, border windows, unseen queries."""
+    leaves, bias = _to_cuda(*make_case(window_size, 'transposed', nq=40, bev_shape=(20, 24), cam_shape=(3, 9, 16)))
+    with attention_backend(backend):
+        _check_cuda(leaves, bias, None, 1e-5, 1e-5)
+
+
+@cuda
+@pytest.mark.parametrize('backend', ['triton', 'torch'])
+def test_cuda_key_padding_and_negative_bias(backend):
+    leaves, bias = _to_cuda(*make_case((5, 3), 'transposed'))
+    with attention_backend(backend):
+        _check_cuda(leaves, bias, _padding_mask(bias, 2).cuda(), 1e-5, 1e-5)
+        _check_cuda(*_to_cuda(*_dominant_window_case()), None, 1e-5, 1e-5)
+
+
+@cuda
+@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
+def test_cuda_half_precision(dtype):
+    """Half-precision tensor-core products with float32 statistics."""
+    leaves, bias = _to_cuda(*make_case((5, 3), 'transposed', nq=40), dtype=dtype)
+    with attention_backend('triton'):
+        _check_cuda(leaves, bias, None, HALF_TOL[dtype], 5 * HALF_TOL[dtype])
+
+
+@cuda
+def test_cuda_float64_gradcheck():
+    leaves, bias = make_case((3, 3), 'contiguous', batch=1, nq=4, bev_shape=(3, 4), cam_shape=(2, 2, 3), dim=4)
+    leaves = [t.detach().to('cuda', torch.float64).requires_grad_() for t in leaves]
+    centres = bias.bev_center.cuda(), bias.cam_center.cuda()
+
+    def fn(q, k, v, lw, cw, scale):
+        return local_bias_attention(q, k, v, LocalWindowBias(bias.bev_shape, bias.cam_shape, *centres, lw, cw,
+                                                             (3, 3), scale=scale))
+
+    with attention_backend('triton'):
+        assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7, rtol=1e-5, fast_mode=True)
+
+
+def test_environment_variable_sets_the_default():
+    code = 'from plugin.models.aqr import get_attention_backend; print(get_attention_backend())'
+    env = dict(os.environ, AQR_ATTENTION_BACKEND='torch')
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    assert res.stdout.strip().splitlines()[-1] == 'torch', res.stderr[-1000:]
+    env['AQR_ATTENTION_BACKEND'] = 'fast'
+    res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
+    assert res.returncode != 0 and 'AQR_ATTENTION_BACKEND' in res.stderr

@@ -5,12 +5,12 @@
 
 One cross-attention, forward + backward (gradients for q, k, v and both AQR weights), at
 CMT's full nuScenes size: 8 heads of 32 channels, 900 queries, 56,400 keys (a 180 x 180
-BEV grid + 6 views of 40 x 100 stride-16 pixels). Three ways:
+BEV grid + 6 views of 40 x 100 stride-16 pixels). Four ways:
   * `sdpa`    unbiased `scaled_dot_product_attention` (the target's reference);
-  * `local`   `local_bias_attention` with windows 5 / 15 / 25 (exact, never dense), its
-              window terms in the compiled CPU kernel (plugin/ops) where it is built;
-  * `grouped` the same through its pure-PyTorch grouped-box route, the one CUDA takes
-              (`--grouped-windows`, none by default);
+  * `local`   `local_bias_attention` with windows 5 / 15 / 25 (exact, never dense) on the
+              'auto' back-end: the compiled CPU kernel on CPU, the Triton kernels on CUDA;
+  * `grouped` the same through the pure-PyTorch reference route (back-end 'torch';
+              `--grouped-windows`, none by default);
   * `dense`   the naive form: the dense [B, Q, K] bias built by `to_dense()` and added
               to the scores through SDPA's float mask (it needs a gradient, so SDPA takes
               its math path).
@@ -91,7 +91,7 @@ def main():
     parser.add_argument('--batches', type=int, nargs='+', default=[1, 2])
     parser.add_argument('--windows', type=int, nargs='+', default=[5, 15, 25])
     parser.add_argument('--grouped-windows', type=int, nargs='*', default=[],
-                        help='windows at which the pure-PyTorch grouped route (CUDA\'s) also runs')
+                        help="windows at which the pure-PyTorch route (back-end 'torch') also runs")
     parser.add_argument('--dense-batches', type=int, nargs='*', default=[1],
                         help='batches at which the dense reference runs (7 GB and ~6x time at batch 1)')
     parser.add_argument('--repeats', type=int, default=2, help='timed repeats per case and round (the minimum is kept)')

@@ -19,6 +19,9 @@ on CPU under 'auto').
     from plugin.models.layers import attention_backend
     with attention_backend('torch'):
         model(...)
+
+or, for a whole run (e.g. through tools/dist_train.sh), the environment variable
+AQR_ATTENTION_BACKEND=torch.
 """
 import contextlib
 import importlib.util
@@ -29,13 +32,16 @@ from torch import Tensor
 from ...ops import window_attention_cpu
 
 BACKENDS = ('auto', 'cpu_kernel', 'triton', 'torch')
-_current = 'auto'
+ENV_VAR = 'AQR_ATTENTION_BACKEND'
 
 
-def _check(name: str) -> str:
+def _check(name: str, source: str = 'attention backend') -> str:
     if name not in BACKENDS:
-        raise ValueError(f'unknown attention backend {name!r}; choose one of {BACKENDS}')
+        raise ValueError(f'unknown {source} {name!r}; choose one of {BACKENDS}')
     return name
+
+
+_current = _check(os.environ.get(ENV_VAR, 'auto'), ENV_VAR)
 
 
 def set_attention_backend(name: str) -> str:

@@ -86,6 +86,19 @@ class KeyLayout(NamedTuple):
             parts.append(img.permute(0, 1, 3, 4, 2).reshape(b, v * h * w, c))
         return torch.cat(parts, 1)
 
+    @staticmethod
+    def grid_cells(rows: int, cols: int, device=None) -> Tuple[Tensor, Tensor]:
+        """(row, col) [rows * cols] of a feature map's cells in key order (row-major), for
+        per-key quantities such as position embeddings."""
+        r, c = torch.meshgrid(torch.arange(rows, device=device), torch.arange(cols, device=device), indexing='ij')
+        return r.reshape(-1), c.reshape(-1)
+
+    @staticmethod
+    def flatten_views(x: Tensor) -> Tensor:
+        """[B, V, h*w, ...] per-view quantities (cells in `grid_cells` order) -> [B, V*h*w, ...]
+        in the camera keys' order."""
+        return x.flatten(1, 2)
+
     def concat(self, bev: Optional[Tensor], cam: Optional[Tensor]) -> Tensor:
         """Joins per-key tensors already flattened per block ([B, H*W, ...], [B, V*h*w, ...])."""
         parts = [p for p in (bev, cam) if p is not None]

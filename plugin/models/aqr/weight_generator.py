@@ -27,7 +27,6 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 
-from ..layers.biased_attention import combine_masks
 from ..utils.projection import bev_cells, denormalize_points, first_view_cells, padded_input_shape
 from .key_layout import KeyLayout
 from .window_attention import local_window_attention
@@ -109,7 +108,9 @@ class AQRWeightGenerator(BaseModule):
         q = self.q_proj(query + query_pos).view(b, nq, h, -1).transpose(1, 2)
         k = self.k_proj(memory + memory_pos).view(b, -1, h, c // h).transpose(1, 2)
         v = self.v_proj(memory).view(b, -1, h, c // h).transpose(1, 2)
-        mask = combine_masks(None, key_padding_mask, None, b, h, nq, k.shape[2], q.dtype)
+        mask = None   # additive key padding mask [B, 1, 1, K]
+        if key_padding_mask is not None:
+            mask = q.new_zeros(key_padding_mask.shape).masked_fill(key_padding_mask, float('-inf'))[:, None, None]
         attn = local_window_attention(q, k, v, parts, mask, self.chunk_elements)
         x = self.norms[0](query + self.drop(self.out_proj(attn.transpose(1, 2).reshape(b, nq, c))))
         x = self.norms[1](self.ffn(x))

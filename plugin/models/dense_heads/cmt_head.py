@@ -43,6 +43,7 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS, TASK_UTILS
 from mmdet3d.structures import LiDARInstance3DBoxes
 
+from ..aqr.key_layout import KeyLayout
 from ..task_modules.box3d_coding import encode_boxes
 from ..utils.bev_sampling import sample_bev
 from ..utils.triplane_sampling import sample_triplane
@@ -226,10 +227,9 @@ class CmtHead(BaseModule):
         """Projected BEV map and the embedding of its cell centres ([B, H*W, C])."""
         bev = self.bev_proj(bev_feat)
         b, _, h, w = bev.shape
-        ys, xs = torch.meshgrid(torch.arange(h, device=bev.device), torch.arange(w, device=bev.device),
-                                indexing='ij')
+        ys, xs = KeyLayout.grid_cells(h, w, bev.device)
         # rows are y, columns x (mmdet3d's scatter / sparse encoders lay the canvas out so)
-        xy = torch.stack([(xs + 0.5) / w, (ys + 0.5) / h], -1).view(-1, 2).to(bev.dtype)
+        xy = torch.stack([(xs + 0.5) / w, (ys + 0.5) / h], -1).to(bev.dtype)
         return bev, self.bev_embedding(xy)[None].expand(b, -1, -1)
 
     def _img_memory(self, img_feats: Tensor, lidar2img: Tensor, img_metas) -> Tuple[Tensor, Tensor, Tensor]:
@@ -237,14 +237,13 @@ class CmtHead(BaseModule):
         b, v, c, h, w = img_feats.shape
         img = self.img_proj(img_feats.flatten(0, 1)).view(b, v, -1, h, w)
         pad_h, pad_w = padded_input_shape(img_metas)
-        ys, xs = torch.meshgrid(torch.arange(h, device=img.device), torch.arange(w, device=img.device),
-                                indexing='ij')
+        ys, xs = KeyLayout.grid_cells(h, w, img.device)
         off = self.pixel_offset   # CMT: 0 (the ray through the cell's corner); 0.5: its centre
         uv = torch.stack([(xs + off) * pad_w / w, (ys + off) * pad_h / h], -1).view(1, 1, -1, 2)
         uv = uv.to(img.dtype).expand(b, v, -1, -1)
-        pos = self.rv_embedding(uv, lidar2img).flatten(1, 2)
+        pos = KeyLayout.flatten_views(self.rv_embedding(uv, lidar2img))
         inside = inside_image(uv, [m['img_shape'] for m in img_metas])   # padding is not image
-        return img, pos, ~inside.flatten(1, 2)
+        return img, pos, ~KeyLayout.flatten_views(inside)
 
     def query_embedding(self, ref: Tensor, lidar2img: Optional[Tensor], img_metas) -> Tensor:
         """BEV part + camera part (summed or averaged over the views that see the point, else zero)."""
