@@ -185,17 +185,18 @@ def test_bias_generator_scale_and_windows():
         AttentionBiasGenerator(bias_scale=-1.0)
 
 
-def _head(aqr=True):
+def _head(aqr=True, cross_attn_drop=0.0):
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=False)
     attn = dict(type='BiasedMultiheadAttention', embed_dims=32, num_heads=4)
+    cross = dict(attn, attn_drop=cross_attn_drop)
     cfg = dict(type='CmtHead', class_names=['car', 'pedestrian'], tasks=[['car', 'pedestrian']],
                pc_range=PC_RANGE, in_channels_bev=8, in_channels_img=8, embed_dims=32, num_query=12,
                depth_num=4, dn_cfg=None,
                transformer=dict(type='CmtTransformer', decoder=dict(
                    type='PETRTransformerDecoder', num_layers=2,
-                   layer_cfg=dict(type='PETRTransformerDecoderLayer', self_attn_cfg=attn, cross_attn_cfg=attn,
+                   layer_cfg=dict(type='PETRTransformerDecoderLayer', self_attn_cfg=attn, cross_attn_cfg=cross,
                                   ffn_cfg=dict(embed_dims=32, feedforward_channels=64)))))
     if aqr:
         cfg.update(aqr_cfg=dict(window_sizes=(3, 3), num_heads=4), attn_bias_cfg=dict(window_size=3))
@@ -212,6 +213,14 @@ def _head_inputs():
     back = front @ torch.diag(torch.tensor([-1., -1, 1, 1]))
     metas = [dict(lidar2img=torch.stack([front, back]).numpy(), img_shape=(32, 64), input_shape=(32, 64))]
     return bev, img, metas
+
+
+def test_aqr_head_refuses_cross_attention_dropout_at_build():
+    """The exact bias routes have no attention dropout: a config asking for it fails at
+    build, naming the key, instead of training without it."""
+    with pytest.raises(ValueError, match=r'cross_attn_cfg\.attn_drop=0'):
+        _head(cross_attn_drop=0.1)
+    _head(aqr=False, cross_attn_drop=0.1)       # plain CMT keeps SDPA's dropout
 
 
 def test_head_bias_reaches_every_cross_attention_and_starts_as_cmt():

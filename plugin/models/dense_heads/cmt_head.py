@@ -187,6 +187,12 @@ class CmtHead(BaseModule):
             bias = dict(type='AttentionBiasGenerator')
             bias.update(attn_bias_cfg)
             self.attn_bias_generator = MODELS.build(bias)
+            drops = {getattr(m, 'attn_drop', 0.0) for name, m in self.transformer.named_modules()
+                     if name.endswith('cross_attn')}
+            if any(d > 0 for d in drops):   # the exact bias routes have no attention dropout
+                raise ValueError(f'AQR (pts_bbox_head.aqr_cfg) needs cross-attention attn_drop=0, got {sorted(drops)}: '
+                                 'set model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_cfg.attn_drop=0 '
+                                 '(official CMT has no attention dropout there, only proj_drop)')
         if query_content not in ('zeros', 'bev'):
             raise ValueError(f"pts_bbox_head.query_content must be 'zeros' or 'bev', got {query_content!r}")
         self.content_proj = nn.Linear(embed_dims, embed_dims) if query_content == 'bev' else None

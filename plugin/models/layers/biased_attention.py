@@ -131,7 +131,8 @@ class BiasedMultiheadAttention(BaseModule):
             if drop > 0:   # the compact routes have no dropout: refuse rather than train without it
                 raise ValueError(f'attn_drop={self.attn_drop} cannot be applied with a compact attention bias '
                                  f'({type(attn_bias).__name__}); set the cross-attention attn_drop '
-                                 '(decoder.layer_cfg.cross_attn_cfg.attn_drop) to 0 - official CMT has none there')
+                                 '(model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_cfg.attn_drop) to 0 - '
+                                 'official CMT has none there')
             out = attn_bias.attend(q, k, v, mask)
         else:
             out = sdpa_with_mask(q, k, v, mask, drop)
