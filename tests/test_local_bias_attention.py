@@ -206,10 +206,10 @@ def test_many_tiles_and_views(force_fallback, monkeypatch):
     """Several tiles per part and views taller than a window, so that groups and their
     boxes split (and stop at view borders) as at full size: a cheap group in the tile
     cost model makes the tiles small here."""
-    from plugin.models.aqr import grouped_route as window_groups
-    monkeypatch.setattr(window_groups, 'GROUP_OVERHEAD_S', 1e-5)
+    from plugin.models.aqr import grouped_route
+    monkeypatch.setattr(grouped_route, 'GROUP_OVERHEAD_S', 1e-5)
     leaves, bias = make_case(5, 'transposed', nq=60, bev_shape=(30, 30), cam_shape=(3, 12, 14))
-    groups = window_groups.group_queries(bias.parts(), HEADS, DIM, bias.chunk_elements)
+    groups = grouped_route.group_queries(bias.parts(), HEADS, DIM, bias.chunk_elements)
     bev_groups = [g for g in groups if g.part.index == 0 and g.sample == 0]
     cam_boxes = [(g.r0, g.r1) for g in groups if g.part.index == 1]
     assert len(bev_groups) > 4 and all(r0 // 12 == (r1 - 1) // 12 for r0, r1 in cam_boxes)

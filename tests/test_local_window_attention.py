@@ -98,8 +98,8 @@ def test_key_count_mismatch_raises():
 
 def test_many_tiles_and_views(monkeypatch):
     """Several groups per part, boxes stopping at view borders (as at full size)."""
-    from plugin.models.aqr import grouped_route as window_groups
-    monkeypatch.setattr(window_groups, 'GROUP_OVERHEAD_S', 1e-5)
+    from plugin.models.aqr import grouped_route
+    monkeypatch.setattr(grouped_route, 'GROUP_OVERHEAD_S', 1e-5)
     check((5, 7), 'transposed', nq=60, bev_shape=(30, 30), cam_shape=(3, 12, 14))
 
 
