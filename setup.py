@@ -1,7 +1,7 @@
 """Installs the CMT/AQR MMDetection3D plugin (`import plugin` registers its modules).
 
 `pip install --no-build-isolation -e .` also compiles the CPU kernel of the AQR window
-attentions (`plugin/ops/csrc/window_attention_cpu.cpp`, issue #4) against the installed
+attentions (`plugin/ops/csrc/window_attention_cpu.cpp`) against the installed
 torch, for the CPU it is built on (-march=native; set CMT_PORTABLE_KERNEL=1 for a build
 that runs on any x86-64). Without it the attentions take their pure-PyTorch route, which
 is exact but slower.
@@ -15,6 +15,7 @@ setup(
     name='cmt-aqr-plugin',
     version='0.1.0',
     description='CMT camera+LiDAR detector with AQR attention bias, as an mmdet3d 1.x plugin',
+    license='Apache-2.0',
     packages=find_packages(include=['plugin', 'plugin.*']),
     ext_modules=[
         CppExtension('plugin.ops._window_attention_cpu', ['plugin/ops/csrc/window_attention_cpu.cpp'],

@@ -1,28 +1,33 @@
-"""The one place for workarounds of upstream incompatibilities (keep it short).
+"""Workarounds of upstream incompatibilities, applied where they are needed.
 
-mmdet3d 1.4's `ObjectSample` (datasets/transforms/dbsampler.py) builds arrays with
-`dtype=np.long`, an alias numpy removed in 1.24; we pin numpy<2 (1.26), so restore the
-alias to the type numpy.long meant (int64) until mmdet3d drops it.
+Importing `plugin` changes no global behaviour: `apply()` is called by the command-line
+entry points (tools/mmdet3d_tool.py for train.py / test.py, tools/robustness_eval.py), and
+the one transform that needs numpy's old alias calls `restore_numpy_long()` itself.
+Registering `CPUDistributedDataParallel` only adds a model wrapper type.
 """
+import os.path as osp
 import warnings
 
 import numpy as np
 
-with warnings.catch_warnings():  # numpy 1.26 warns on the mere look-up of np.long
-    warnings.simplefilter('ignore', FutureWarning)
-    _missing_long = not hasattr(np, 'long')
-if _missing_long:
-    np.long = np.int64
+
+def restore_numpy_long():
+    """mmdet3d 1.4's `DataBaseSampler` (datasets/transforms/dbsampler.py, behind
+    `ObjectSample`) builds arrays with `dtype=np.long`, an alias numpy removed in 1.24 (we
+    pin numpy<2): restore it as the int64 it meant, until mmdet3d drops it."""
+    with warnings.catch_warnings():  # numpy 1.26 warns on the mere look-up of np.long
+        warnings.simplefilter('ignore', FutureWarning)
+        missing = not hasattr(np, 'long')
+    if missing:
+        np.long = np.int64
 
 
-def _register_trusting_local_checkpoint_loader():
+def trust_local_checkpoints():
     """torch >= 2.6 loads with weights_only=True by default, which rejects mmengine
-    checkpoints (they carry the message hub, numpy values, ...). Checkpoints given to
-    `load_from`/`--resume`/test.py are the user's own files, so local paths are loaded
-    fully, as mmengine did before; other schemes (http, s3, ...) keep mmengine's loaders.
-    """
-    import os.path as osp
-
+    checkpoints (they carry the message hub, numpy values, ...). The checkpoints a user
+    names on the command line (`load_from`, `--resume`, test.py's CHECKPOINT, a config's
+    pretrained file) are their own files, so the tools load local paths fully, as mmengine
+    did before; other schemes (http, s3, ...) keep mmengine's loaders."""
     import torch
     from mmengine.runner.checkpoint import CheckpointLoader
 
@@ -34,19 +39,20 @@ def _register_trusting_local_checkpoint_loader():
         return torch.load(filename, map_location=map_location, weights_only=False)
 
 
-_register_trusting_local_checkpoint_loader()
-
-
-def _allow_cpu_distributed():
+def allow_cpu_distributed():
     """mmengine 0.10's `_init_dist_pytorch` calls `torch.cuda.set_device(local_rank)` even
     for a gloo run; without CUDA that raises. Where CUDA is unavailable there is no device
-    to select, so the call becomes a no-op (CPU-only distributed training, tests)."""
+    to select, so the tools make the call a no-op (CPU-only distributed training, tests)."""
     import torch
     if not torch.cuda.is_available():
         torch.cuda.set_device = lambda device: None
 
 
-_allow_cpu_distributed()
+def apply():
+    """Every workaround above, for a command-line run."""
+    restore_numpy_long()
+    trust_local_checkpoints()
+    allow_cpu_distributed()
 
 
 def _register_cpu_ddp():

@@ -1,4 +1,4 @@
-"""Shared fixtures: one small generated nuScenes-format set, converted once per session."""
+"""Shared fixtures: one small generated nuScenes-format set, converted once per test session."""
 import os
 import os.path as osp
 import subprocess

@@ -1,4 +1,4 @@
-"""AQR (issue #4): window centres against nuscenes-devkit geometry, unseen queries, the
+"""AQR: window centres against nuscenes-devkit geometry, unseen queries, the
 LAM-restricted attention against a dense masked reference, the bias generator's checks,
 and the wiring into CmtHead and the configs."""
 import math

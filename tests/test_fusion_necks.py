@@ -1,4 +1,4 @@
-"""FuTr and SparseBEV fusion necks (issue #5) on a hand-built camera rig: shapes, the
+"""FuTr and SparseBEV fusion necks on a hand-built camera rig: shapes, the
 spatial path against an independent numpy pinhole projection, no NaN for cells no camera
 sees or blank cameras, gradients to both inputs, the zero-initialised FiLM being the
 identity, and SparseBEV touching only its kept cells."""

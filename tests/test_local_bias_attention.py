@@ -1,4 +1,4 @@
-"""`local_bias_attention` / `LocalWindowBias` (issue #4) against independent dense references.
+"""`local_bias_attention` / `LocalWindowBias` against independent dense references.
 
 Two references, both plain float64 softmax attention:
   * `LocalWindowBias.to_dense()` added to the scores;

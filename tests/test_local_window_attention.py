@@ -1,4 +1,4 @@
-"""`local_window_attention` (the AQR's LAM attention, issue #4) against a dense masked
+"""`local_window_attention` (the AQR's LAM attention) against a dense masked
 reference built from the spec with explicit loops (`loop_dense_bias` of the bias tests,
 used here as a window indicator): forward and gradients wrt q, k, v within 1e-5."""
 import pytest

@@ -29,6 +29,9 @@ class KillAfterEpochHook(Hook):
 
 def _train(cfg, work_dir, resume=False, kill_after=None):
     from mmengine.runner import Runner
+
+    from plugin import compat
+    compat.trust_local_checkpoints()   # as tools/train.py does for the user's own checkpoints
     cfg = copy.deepcopy(cfg)
     cfg.work_dir, cfg.resume = str(work_dir), resume
     cfg.experiment_name = f'resume_{work_dir.name}_{int(resume)}'

@@ -1,4 +1,4 @@
-"""Triplane generator (issue #6): output shape at the paper sizes, the SDPA path against a
+"""Triplane generator: output shape at the paper sizes, the SDPA path against a
 plain-softmax float64 reference written from the weights, no tokens x tokens tensor at
 12,288 tokens, the sampling helper at grid points, gradients, autocast, checkpointing,
 the neck's context / XY fusion, the head's query enrichment and the CPU AMP wrapper."""

@@ -1,4 +1,4 @@
-"""The compiled CPU window kernel (plugin/ops/csrc/window_attention_cpu.cpp, issue #4):
+"""The compiled CPU window kernel (plugin/ops/csrc/window_attention_cpu.cpp):
 that it is the route CPU tensors take, and that it agrees with the pure-PyTorch grouped
 route on a case with many views, border windows, masking and large windows. Exactness
 against the dense references is in test_local_bias_attention.py /

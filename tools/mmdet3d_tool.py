@@ -3,8 +3,8 @@ under `mmdet3d/.mim/tools`) after importing this project, so users get exactly
 mmdet3d's command line (`--cfg-options`, `--work-dir`, `--resume`, `--amp`, `--launcher`).
 
 Additions, nothing else:
-  * `import plugin` first (registers our modules and its compat fixes, e.g. loading local
-    mmengine checkpoints under torch's weights-only default);
+  * `import plugin` first (registers our modules), then `plugin.compat.apply()` (e.g.
+    loading the user's local mmengine checkpoints under torch's weights-only default);
   * the merged config (with `--cfg-options`) is checked first (plugin/engine/config_check.py):
     an unknown `type` or an invalid number fails at once, naming the config key;
   * distributed runs on a machine without CUDA use the gloo backend (NCCL needs GPUs) and
@@ -43,7 +43,8 @@ def run(tool: str):
     import mmdet3d
     import torch
 
-    import plugin  # noqa: F401
+    import plugin
+    plugin.compat.apply()
     script = osp.join(osp.dirname(mmdet3d.__file__), '.mim', 'tools', tool)
     argv = sys.argv[1:]
     if argv and not argv[0].startswith('-'):

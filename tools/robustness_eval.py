@@ -109,7 +109,8 @@ def bar_chart(rows: list, label: str, path: str) -> None:
 
 def main(argv=None):
     args = parse_args(argv)
-    import plugin  # noqa: F401  (registers the failure transforms)
+    import plugin  # registers the failure transforms
+    plugin.compat.apply()
     from mmengine.config import Config
     from mmengine.runner import Runner
 

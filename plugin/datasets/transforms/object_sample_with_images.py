@@ -39,6 +39,7 @@ from mmdet3d.registry import TRANSFORMS
 from mmdet3d.structures import LiDARInstance3DBoxes
 from mmengine.fileio import get, load
 
+from ...compat import restore_numpy_long
 from .compute_lidar2img import camera_projection, lidar2img_matrices
 from .recording_database_sampler import RecordingDataBaseSampler
 
@@ -87,6 +88,7 @@ class ObjectSampleWithImages(ObjectSample):
                  mixup_rate: float = 0.5, depth_order: bool = True, backend_args: Optional[dict] = None):
         if not 0 < mixup_rate <= 1:
             raise ValueError(f'ObjectSampleWithImages.mixup_rate must be in (0, 1], got {mixup_rate}')
+        restore_numpy_long()   # mmdet3d's ObjectSample still uses np.long
         db_sampler = dict(db_sampler)
         db_sampler.setdefault('type', 'RecordingDataBaseSampler')
         super().__init__(db_sampler, sample_2d=False)
