@@ -3,11 +3,16 @@
 On CUDA (and NPU / MLU / MUSA) it *is* `AmpOptimWrapper`: fp16 autocast with loss
 scaling. On a CPU mmengine's wrapper refuses to start (its __init__ asserts an
 accelerator), although `mmengine.runner.amp.autocast` supports CPU bfloat16. This
-subclass is the one place that works around it: on a CPU it autocasts to bfloat16 and
-uses no loss scaler (bfloat16 keeps float32's exponent range, so gradients do not
-underflow the way fp16's do), and otherwise behaves like the plain `OptimWrapper`.
-Used by the synthetic triplane config so that AMP runs on any machine.
+subclass is the one place that works around it: on a CPU that computes bfloat16 natively
+(AVX512-BF16 or AMX) it autocasts to bfloat16 and uses no loss scaler (bfloat16 keeps
+float32's exponent range, so gradients do not underflow the way fp16's do); on a CPU
+without it (e.g. AVX2 only), where torch emulates bfloat16 about 100x slower than
+float32, it trains in float32 and warns once, naming the CPU capability. Otherwise it
+behaves like the plain `OptimWrapper`. Used by the synthetic triplane config so that
+mixed precision runs where the hardware has it, on any machine.
 """
+import warnings
+from contextlib import contextmanager
 from typing import Union
 
 import torch
@@ -19,6 +24,12 @@ from mmdet3d.registry import OPTIM_WRAPPERS
 
 def _accelerator_available() -> bool:
     return is_cuda_available() or is_npu_available() or is_mlu_available() or is_musa_available()
+
+
+def cpu_has_native_bf16() -> bool:
+    """True when this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX tiles)."""
+    checks = [getattr(torch.cpu, name, None) for name in ('_is_avx512_bf16_supported', '_is_amx_tile_supported')]
+    return any(check() for check in checks if check is not None)
 
 
 @OPTIM_WRAPPERS.register_module()
@@ -36,7 +47,20 @@ class DeviceAmpOptimWrapper(AmpOptimWrapper):
         OptimWrapper.__init__(self, **kwargs)   # skips AmpOptimWrapper's accelerator assert
         self.loss_scaler = None
         self._scale_update_param = None
-        self.cast_dtype = torch.bfloat16
+        self.cast_dtype = torch.bfloat16 if cpu_has_native_bf16() else None
+        if self.cast_dtype is None:
+            warnings.warn(f'DeviceAmpOptimWrapper: this CPU ({torch.backends.cpu.get_cpu_capability()}) has no '
+                          'native bfloat16 (AVX512-BF16 / AMX), where bfloat16 autocast is ~100x slower than '
+                          'float32: training in float32', stacklevel=2)
+
+    @contextmanager
+    def optim_context(self, model):
+        if self.loss_scaler is None and self.cast_dtype is None:   # CPU without native bf16: float32
+            with OptimWrapper.optim_context(self, model):
+                yield
+            return
+        with super().optim_context(model):
+            yield
 
     def backward(self, loss: torch.Tensor, **kwargs):
         if self.loss_scaler is None:
