@@ -67,3 +67,37 @@ def test_readme_starts_with_the_two_commands_and_stays_short():
                          'train CMT + test (mAP/NDS) + pictures',
                          'bash tools/run_tests.sh   # set-up + the CPU test suite (pytest)', '```']
     assert len(lines) <= 250
+
+
+def test_a_non_editable_install_imports_every_subpackage(tmp_path):
+    """`pip install .` (not editable) of a copy of the sources, then every subpackage and
+    the compiled kernel import from outside the repository."""
+    import shutil
+    import subprocess
+    import sys
+    src = tmp_path / 'src'
+    shutil.copytree(osp.join(REPO, 'plugin'), src / 'plugin',
+                    ignore=shutil.ignore_patterns('__pycache__', '*.so', '*.pyc'))
+    for name in ('setup.py', 'pyproject.toml', 'LICENSE'):
+        if osp.exists(osp.join(REPO, name)):
+            shutil.copy(osp.join(REPO, name), src / name)
+    site = tmp_path / 'site'
+    res = subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '--no-deps', '--no-build-isolation',
+                          '--target', str(site), str(src)], capture_output=True, text=True,
+                         env=dict(os.environ, CMT_PORTABLE_KERNEL='1'))
+    assert res.returncode == 0, res.stderr[-3000:]
+    packages = sorted({osp.relpath(root, osp.join(REPO)).replace(os.sep, '.')
+                       for root, _, names in os.walk(osp.join(REPO, 'plugin'))
+                       if '__init__.py' in names and '__pycache__' not in root})
+    code = ('import importlib, sys\n'
+            f'for name in {packages!r}:\n'
+            '    m = importlib.import_module(name)\n'
+            f'    assert m.__file__.startswith({str(site)!r}), m.__file__\n'
+            'from plugin.ops import window_attention_cpu\n'
+            'assert window_attention_cpu.kernel_available(), window_attention_cpu.IMPORT_ERROR\n'
+            'print("ok", len(sys.modules))\n')
+    env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}
+    env['PYTHONPATH'] = str(site)
+    res = subprocess.run([sys.executable, '-W', 'ignore', '-c', code], cwd=str(tmp_path), capture_output=True,
+                         text=True, env=env)
+    assert res.stdout.startswith('ok'), res.stderr[-3000:]
