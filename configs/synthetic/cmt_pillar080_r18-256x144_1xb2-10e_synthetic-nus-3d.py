@@ -6,7 +6,7 @@
 # * a 400-iteration schedule instead of 20 epochs of nuScenes: AdamW 1e-3 with a
 #   100-iteration warm-up, 10 DN groups, queries that start from the BEV feature at their
 #   reference point (query_content='bev'; CMT's zero content learned nothing this short) and
-#   the auxiliary BEV heatmap loss (training only). README "learning curve" has the runs;
+#   the auxiliary BEV heatmap loss (training only); docs/results/cmt_baseline.md has the runs;
 # * the head options of those runs where official CMT differs (shared task MLPs, a 1x1 BEV
 #   projection, LID depth bins, the averaged camera embedding, merged DN losses...): the
 #   demo's accuracy was measured with them (docs/cmt_official_parity.md).
@@ -50,33 +50,25 @@ model = dict(
                            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=256)))),
         dn_cfg=dict(num_groups=10, cap_groups=False)))
 
-# the parent's pipelines with this image size (mmengine configs cannot edit a base list)
-_load = [
-    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5),
-    dict(type='LoadPointsFromMultiSweeps', sweeps_num=9, use_dim=[0, 1, 2, 3, 4], pad_empty_sweeps=True,
-         remove_close=True),
-    # 256x144 crops of 1600x900 images: decode at 1/4 (recorded in img_aug_matrix)
-    dict(type='LoadMultiViewImageFromFilesReduced', reduce=4, to_float32=True, num_views=6),
-]
-train_pipeline = _load + [
-    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
-    dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_lim=(0.94, 1.25), flip_prob=0.0),
-    dict(type='GlobalRotScaleTrans', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],
-         translation_std=[0.5, 0.5, 0.5]),
-    dict(type='LiDARRandomFlip3D', flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
-    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ObjectNameFilter', classes=class_names),
-    dict(type='ComputeLidar2Img'),
-    dict(type='PointShuffle'),
-    dict(type='Pack3DDetInputs', keys=['points', 'img', 'gt_bboxes_3d', 'gt_labels_3d']),
-]
-test_pipeline = _load + [
-    dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_lim=(0.94, 1.25), test_mode=True),
-    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
-    dict(type='ComputeLidar2Img'),
-    dict(type='Pack3DDetInputs', keys=['points', 'img']),
-]
+# the parent's pipelines with: 9 sweeps (the generated set's), JPEGs decoded at 1/4 for
+# 256x144 crops (recorded in img_aug_matrix), independent per-view resize without flips, no
+# GT-paste / modality masking / GridMask (the 400-iteration schedule learns without them),
+# and this point-cloud range
+_sweeps = dict(type='LoadPointsFromMultiSweeps', sweeps_num=9, use_dim=[0, 1, 2, 3, 4], pad_empty_sweeps=True,
+               remove_close=True)
+_images = dict(type='LoadMultiViewImageFromFilesReduced', reduce=4, to_float32=True, num_views=6)
+_train_swap = dict(LoadPointsFromMultiSweeps=_sweeps, LoadMultiViewImageFromFiles=_images,
+                   MultiViewImageResizeCrop=dict(type='MultiViewImageResizeCrop', final_size=image_size,
+                                                 resize_lim=(0.94, 1.25), flip_prob=0.0))
+_test_swap = dict(_train_swap, MultiViewImageResizeCrop=dict(type='MultiViewImageResizeCrop', final_size=image_size,
+                                                             resize_lim=(0.94, 1.25), test_mode=True))
+_dropped = ('ObjectSampleWithImages', 'ModalityDropout', 'MultiViewGridMask')
+train_pipeline = [_train_swap.get(t['type'], dict(t, point_cloud_range=point_cloud_range)
+                                  if 'point_cloud_range' in t else t)
+                  for t in _base_.train_pipeline if t['type'] not in _dropped]
+test_pipeline = [_test_swap.get(t['type'], dict(t, point_cloud_range=point_cloud_range)
+                                if 'point_cloud_range' in t else t)
+                 for t in _base_.test_pipeline]
 train_dataloader = dict(
     batch_size=2, num_workers=2, persistent_workers=False,
     dataset=dict(_delete_=True, type={{_base_.dataset_type}}, data_root=data_root,
