@@ -12,7 +12,7 @@ from conftest import REPO
 
 import plugin  # noqa: F401
 from plugin.models.layers import AQRWeightGenerator, AttentionBiasGenerator, KeyLayout, LocalWindowBias
-from plugin.models.utils import bev_cells, first_view_cells
+from plugin.models.utils import CameraGeometry, bev_cells, first_view_cells
 
 PC_RANGE = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
 
@@ -93,13 +93,13 @@ def _aqr_inputs(seed=0):
     front = _front_camera()[0, 0]
     back = front @ torch.diag(torch.tensor([-1., -1, 1, 1]))
     lidar2img = torch.stack([front, back])[None].expand(b, -1, -1, -1)
-    metas = [dict(img_shape=(32, 64), input_shape=(32, 64))] * b
-    return ref, query, query_pos, memory, memory_pos, pad, KeyLayout.of(bev_shape, cam_shape), lidar2img, metas
+    geometry = CameraGeometry(lidar2img, torch.tensor([[32.0, 64.0]] * b), (32, 64))
+    return ref, query, query_pos, memory, memory_pos, pad, KeyLayout.of(bev_shape, cam_shape), geometry
 
 
-def _dense_lam_reference(aqr, ref, query, query_pos, memory, memory_pos, pad, layout, lidar2img, metas):
+def _dense_lam_reference(aqr, ref, query, query_pos, memory, memory_pos, pad, layout, geometry):
     """The same layer with a dense boolean LAM built by explicit loops from the definition."""
-    bev_c, cam_c = aqr.window_centres(ref, layout, lidar2img, metas)
+    bev_c, cam_c = aqr.window_centres(ref, layout, geometry)
     bev_shape, cam_shape = layout
     b, nq, c = query.shape
     k = memory.shape[1]

@@ -12,6 +12,7 @@ from mmengine.registry import init_default_scope
 import plugin  # noqa: F401
 from mmdet3d.registry import MODELS
 from plugin.models.necks.futr_fusion_neck import project_bev_cells, spatial_camera_features
+from plugin.models.utils import CameraGeometry
 from plugin.models.utils.projection import camera_poses
 
 PC_RANGE = [-20.0, -20.0, -3.0, 20.0, 20.0, 3.0]
@@ -82,7 +83,9 @@ def test_spatial_features_match_numpy_projection():
     bev_shape = (10, 12)
     img = torch.arange(1.0, 4.0).view(1, 3, 1, 1, 1).expand(2, 3, 5, IMG_H // STRIDE, IMG_W // STRIDE)
     lidar2img = torch.as_tensor(np.stack([m['lidar2img'] for m in metas(2, yaws)]), dtype=torch.float32)
-    uv, seen = project_bev_cells(lidar2img, metas(2, yaws), bev_shape, PC_RANGE, HEIGHTS)
+    geometry = CameraGeometry.from_metas(metas(2, yaws))
+    torch.testing.assert_close(geometry.lidar2img, lidar2img.float())
+    uv, seen = project_bev_cells(geometry, bev_shape, PC_RANGE, HEIGHTS)
     got = spatial_camera_features(img, uv, seen, (IMG_H, IMG_W), len(HEIGHTS))          # [B, C, HW]
     vis = numpy_visibility(bev_shape, yaws)
     count = vis.sum((0, 2))

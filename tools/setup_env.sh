@@ -68,15 +68,18 @@ PYTAG=$("$VPY" -c "import sys; print(f'cp{sys.version_info[0]}{sys.version_info[
 WHEEL_DIR="$CACHE/wheels/mmcv-2.1.0_${PYTAG}_torch-${TORCH_VER}_${TORCH_CUDA}"
 if ! "$VPY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" >/dev/null 2>&1; then
   if ! ls "$WHEEL_DIR"/mmcv-2.1.0-*.whl >/dev/null 2>&1; then
-    echo "No cached mmcv wheel in $WHEEL_DIR: building (about 8 min on 2 cores; CUDA builds take longer)."
+    echo "No cached mmcv wheel in $WHEEL_DIR: building (about 4 min on 2 cores; CUDA builds take longer)."
     mkdir -p "$WHEEL_DIR"
     # mmcv 2.1.0's setup.py needs setuptools<70 at build time, while torch>=2.6 asks for
     # a newer one at run time: downgrade only for the build, then restore.
     SETUPTOOLS_NOW=$("$VPY" -c "import setuptools; print(setuptools.__version__)")
     "$VPY" -m pip install --progress-bar off -q "setuptools<70"
     # MMCV_WITH_OPS=1 compiles mmcv's C++ ops; FORCE_CUDA adds the CUDA kernels.
-    # No build isolation: the build must see the torch installed above.
+    # No build isolation: the build must see the torch installed above. -g0: Python's own
+    # CFLAGS carry -g, and debug info for torch's headers makes the build about 1.5x slower
+    # and the wheel 20x larger (docs/results/setup_and_tests.md); the code is the same.
     BUILD_LOG="$WHEEL_DIR/build.log"
+    CFLAGS="${CFLAGS:-} -g0" CXXFLAGS="${CXXFLAGS:-} -g0" \
     MMCV_WITH_OPS=1 FORCE_CUDA="$CMT_CUDA" MAX_JOBS="${MAX_JOBS:-$(nproc)}" \
       "$VPY" -m pip wheel --no-build-isolation --no-deps --progress-bar off -v \
       -c "$CONSTRAINTS" -w "$WHEEL_DIR" "mmcv==2.1.0" > "$BUILD_LOG" 2>&1 &
@@ -85,7 +88,7 @@ if ! "$VPY" -c "import mmcv, mmcv.ops; assert mmcv.__version__ == '2.1.0'" >/dev
     while kill -0 "$BUILD_PID" 2>/dev/null; do  # heartbeat: ninja's [done/total] counter
       sleep 30
       printf '  building mmcv: %4ds, %s\n' "$(( $(date +%s) - B0 ))" \
-        "$(grep -oE '^\[[0-9]+/[0-9]+\]' "$BUILD_LOG" | tail -1 || true)"
+        "$(grep -oE '\[[0-9]+/[0-9]+\]' "$BUILD_LOG" | tail -1 || true)"
     done
     wait "$BUILD_PID" || { tail -40 "$BUILD_LOG"; echo "mmcv build failed; full log: $BUILD_LOG"; }
     "$VPY" -m pip install --progress-bar off -q "setuptools==$SETUPTOOLS_NOW"

@@ -27,7 +27,9 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 
-from ..utils.projection import bev_cells, denormalize_points, first_view_cells, padded_input_shape
+from ..utils.camera_geometry import CameraGeometry
+from ..utils.grids import bev_cells, first_view_cells
+from ..utils.projection import denormalize_points
 from .key_layout import KeyLayout
 from .window_attention import local_window_attention
 from .window_size import split_window_size
@@ -81,27 +83,26 @@ class AQRWeightGenerator(BaseModule):
         nn.init.zeros_(self.weight_head.weight)
         nn.init.zeros_(self.weight_head.bias)
 
-    def window_centres(self, ref: Tensor, layout: KeyLayout, lidar2img: Optional[Tensor],
-                       img_metas) -> Tuple[Optional[Tensor], Optional[Tensor]]:
+    def window_centres(self, ref: Tensor, layout: KeyLayout, geometry: Optional[CameraGeometry]
+                       ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
         """BEV (row, col) and camera (view, row, col) of every reference point."""
         bev_center = bev_cells(ref, layout.bev_shape) if layout.bev_shape is not None else None
         cam_center = None
-        if layout.cam_shape is not None and lidar2img is not None:
-            pad = padded_input_shape(img_metas)
-            cam_center = first_view_cells(denormalize_points(ref, self.pc_range), lidar2img,
-                                          [m['img_shape'] for m in img_metas], pad, layout.cam_shape[1:])
+        if layout.cam_shape is not None and geometry is not None:
+            cam_center = first_view_cells(denormalize_points(ref, self.pc_range), geometry.lidar2img,
+                                          geometry.img_shape, geometry.input_shape, layout.cam_shape[1:])
         return bev_center, cam_center
 
     def forward(self, ref: Tensor, query: Tensor, query_pos: Tensor, memory: Tensor, memory_pos: Tensor,
-                key_padding_mask: Optional[Tensor], layout: KeyLayout, lidar2img: Optional[Tensor],
-                img_metas) -> AQRWeights:
+                key_padding_mask: Optional[Tensor], layout: KeyLayout,
+                geometry: Optional[CameraGeometry]) -> AQRWeights:
         """ref [B, Q, 3] normalised; query/query_pos [B, Q, C]; memory/memory_pos [B, K, C]
         in the order of `layout` (the memory's `KeyLayout`); key_padding_mask [B, K] (True =
-        padding) or None."""
+        padding) or None; geometry: the batch's `CameraGeometry` (None without cameras)."""
         b, nq, c = query.shape
         if memory.shape[1] != layout.num_keys:
             raise ValueError(f'the memory has {memory.shape[1]} keys, its layout {layout} {layout.num_keys}')
-        bev_center, cam_center = self.window_centres(ref, layout, lidar2img, img_metas)
+        bev_center, cam_center = self.window_centres(ref, layout, geometry)
         parts = layout.window_parts(bev_center, cam_center, *self.window_sizes)
         h = self.num_heads
         # head-split views, key-major: the window attention gathers rows of keys from them

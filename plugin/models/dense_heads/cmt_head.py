@@ -48,8 +48,8 @@ from ..task_modules.box3d_coding import encode_boxes
 from ..utils.bev_sampling import sample_bev
 from ..utils.triplane_sampling import sample_triplane
 from ..utils.position_embedding import BEVPositionEmbedding, CameraRayEmbedding
-from ..utils.projection import (denormalize_points, inside_image, padded_input_shape, project_points, stack_lidar2img,
-                                visible_mask)
+from ..utils.camera_geometry import CameraGeometry
+from ..utils.projection import denormalize_points, project_points
 from .query_denoising import build_dn_queries
 from . import task_heads  # noqa: F401  (registers the task heads)
 
@@ -238,27 +238,27 @@ class CmtHead(BaseModule):
         xy = torch.stack([(xs + 0.5) / w, (ys + 0.5) / h], -1).to(bev.dtype)
         return bev, self.bev_embedding(xy)[None].expand(b, -1, -1)
 
-    def _img_memory(self, img_feats: Tensor, lidar2img: Tensor, img_metas) -> Tuple[Tensor, Tensor, Tensor]:
+    def _img_memory(self, img_feats: Tensor, geometry: CameraGeometry) -> Tuple[Tensor, Tensor, Tensor]:
         """Projected image maps, ray embeddings [B, V*h*w, C], padding mask [B, V*h*w]."""
         b, v, c, h, w = img_feats.shape
         img = self.img_proj(img_feats.flatten(0, 1)).view(b, v, -1, h, w)
-        pad_h, pad_w = padded_input_shape(img_metas)
+        pad_h, pad_w = geometry.input_shape
         ys, xs = KeyLayout.grid_cells(h, w, img.device)
         off = self.pixel_offset   # CMT: 0 (the ray through the cell's corner); 0.5: its centre
         uv = torch.stack([(xs + off) * pad_w / w, (ys + off) * pad_h / h], -1).view(1, 1, -1, 2)
         uv = uv.to(img.dtype).expand(b, v, -1, -1)
-        pos = KeyLayout.flatten_views(self.rv_embedding(uv, lidar2img))
-        inside = inside_image(uv, [m['img_shape'] for m in img_metas])   # padding is not image
+        pos = KeyLayout.flatten_views(self.rv_embedding(uv, geometry.lidar2img))
+        inside = geometry.inside(uv)   # padding is not image
         return img, pos, ~KeyLayout.flatten_views(inside)
 
-    def query_embedding(self, ref: Tensor, lidar2img: Optional[Tensor], img_metas) -> Tensor:
+    def query_embedding(self, ref: Tensor, geometry: Optional[CameraGeometry]) -> Tensor:
         """BEV part + camera part (summed or averaged over the views that see the point, else zero)."""
         emb = self.bev_embedding(ref[..., :2])
-        if lidar2img is not None:
+        if geometry is not None:
             pts = denormalize_points(ref, self.pc_range)
-            uv, depth = project_points(pts, lidar2img)
-            seen = visible_mask(uv, depth, [m['img_shape'] for m in img_metas]).to(ref.dtype)  # [B, V, N]
-            cam = self.rv_embedding(uv, lidar2img)                                          # [B, V, N, C]
+            uv, depth = project_points(pts, geometry.lidar2img)
+            seen = geometry.visible(uv, depth).to(ref.dtype)                                # [B, V, N]
+            cam = self.rv_embedding(uv, geometry.lidar2img)                                 # [B, V, N, C]
             cam = (cam * seen[..., None]).sum(1)
             if self.cam_embed_reduce == 'mean':
                 cam = cam / seen.sum(1).clamp(min=1)[..., None]
@@ -268,9 +268,10 @@ class CmtHead(BaseModule):
     # ------------------------------------------------------------------ forward
     def forward(self, bev_feat: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict],
                 gt_boxes: Optional[List[Tensor]] = None, gt_labels: Optional[List[Tensor]] = None,
-                triplane: Optional[Tensor] = None):
+                triplane: Optional[Tensor] = None, geometry: Optional[CameraGeometry] = None):
         """Returns (per-task list of dict(cls [L, B, N, Ct], codes [L, B, N, 10]), dn_meta).
-        `triplane` [B, 3, C, T, T]: the planes of `TriplaneNeck` (used with `triplane_cfg`)."""
+        `triplane` [B, 3, C, T, T]: the planes of `TriplaneNeck` (used with `triplane_cfg`);
+        `geometry`: the batch's `CameraGeometry` (built from `img_metas` when not given)."""
         ref_feat = bev_feat if bev_feat is not None else img_feats
         b, device = ref_feat.shape[0], ref_feat.device
         ref = self.reference_points.weight[None].expand(b, -1, -1)
@@ -285,13 +286,16 @@ class CmtHead(BaseModule):
                 len(self.class_names), self.dn_cfg.get('box_noise_scale', 1.0), self.dn_cfg.get('split', 0.75))
             if dn is not None:
                 ref = torch.cat([dn_ref.to(ref.dtype), ref], 1)
-        lidar2img = stack_lidar2img(img_metas, device) if img_feats is not None else None
+        if img_feats is not None:
+            geometry = CameraGeometry.of(geometry, img_metas, img_feats.shape[1], device)
+        else:
+            geometry = None
         bev = bev_pos = img = img_pos = pad_mask = None
         if bev_feat is not None:
             bev, bev_pos = self._bev_memory(bev_feat)
         if img_feats is not None:
-            img, img_pos, pad_mask = self._img_memory(img_feats, lidar2img, img_metas)
-        query_pos = self.query_embedding(ref, lidar2img, img_metas)
+            img, img_pos, pad_mask = self._img_memory(img_feats, geometry)
+        query_pos = self.query_embedding(ref, geometry)
         if self.content_proj is not None and bev is not None:
             query = self.content_proj(sample_bev(bev, ref[..., :2]))
         else:
@@ -303,7 +307,7 @@ class CmtHead(BaseModule):
         attn_bias = None
         if self.aqr is not None:
             weights = self.aqr(ref, query, query_pos, memory.feat, memory.pos, memory.key_padding_mask,
-                               memory.layout, lidar2img, img_metas)
+                               memory.layout, geometry)
             attn_bias = self.attn_bias_generator(weights, memory.layout)
         feats = self.transformer(query, query_pos, memory, self_attn_mask=attn_mask, attn_bias=attn_bias)
         ref_logit = inverse_sigmoid(ref.clamp(0, 1))

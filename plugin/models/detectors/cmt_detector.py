@@ -23,6 +23,8 @@ from mmdet3d.models.detectors import MVXTwoStageDetector
 from mmdet3d.registry import MODELS
 from mmdet3d.structures import Det3DDataSample
 
+from ..utils.camera_geometry import CameraGeometry
+
 
 @MODELS.register_module()
 class CmtDetector(MVXTwoStageDetector):
@@ -82,27 +84,28 @@ class CmtDetector(MVXTwoStageDetector):
         return x
 
     def extract_feat(self, batch_inputs_dict: dict, batch_input_metas: List[dict]
-                     ) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor]]:
-        """Returns (image maps [B, V, C, h, w], BEV map [B, C, H, W], triplane [B, 3, C, T, T]),
-        each None when the model or the input lacks it."""
+                     ) -> Tuple[Optional[Tensor], Optional[Tensor], Optional[Tensor], Optional[CameraGeometry]]:
+        """Returns (image maps [B, V, C, h, w], BEV map [B, C, H, W], triplane [B, 3, C, T, T],
+        the batch's `CameraGeometry`), each None when the model or the input lacks it."""
         imgs = batch_inputs_dict.get('imgs', None)
-        img_feats = None
+        img_feats = geometry = None
         if imgs is not None and self.with_img_backbone:
             b, v = imgs.shape[:2]
             feats = self.extract_img_feat(imgs.flatten(0, 1), batch_input_metas)
             feat = feats[0]
             img_feats = feat.view(b, v, *feat.shape[1:])
-            for meta in batch_input_metas:
-                meta['input_shape'] = tuple(imgs.shape[-2:])
+            # built once per batch; the feature maps come from the padded image batch
+            geometry = CameraGeometry.from_metas(batch_input_metas, input_shape=imgs.shape[-2:], num_views=v,
+                                                 device=img_feats.device)
         bev = None
         if batch_inputs_dict.get('voxels') is not None and self.with_pts_backbone:
             bev = self.extract_pts_feat(batch_inputs_dict['voxels'], batch_input_metas=batch_input_metas)[0]
         if self.fusion_neck is not None and bev is not None and img_feats is not None:
-            bev = self.fusion_neck(bev, img_feats, batch_input_metas)
+            bev = self.fusion_neck(bev, img_feats, batch_input_metas, geometry=geometry)
         planes = None
         if self.triplane is not None and (bev is not None or img_feats is not None):
-            bev, planes = self.triplane(bev, img_feats, batch_input_metas)
-        return img_feats, bev, planes
+            bev, planes = self.triplane(bev, img_feats, batch_input_metas, geometry=geometry)
+        return img_feats, bev, planes, geometry
 
     @staticmethod
     def _gt(batch_data_samples: List[Det3DDataSample]):
@@ -116,16 +119,18 @@ class CmtDetector(MVXTwoStageDetector):
     def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
              **kwargs) -> Dict[str, Tensor]:
         metas = [s.metainfo for s in batch_data_samples]
-        img_feats, bev, planes = self.extract_feat(batch_inputs_dict, metas)
+        img_feats, bev, planes, geometry = self.extract_feat(batch_inputs_dict, metas)
         boxes, labels = self._gt(batch_data_samples)
         head = self.pts_bbox_head
-        outs, dn = self._run('pts_bbox_head', head, bev, img_feats, metas, boxes, labels, triplane=planes)
+        outs, dn = self._run('pts_bbox_head', head, bev, img_feats, metas, boxes, labels, triplane=planes,
+                             geometry=geometry)
         return self._run('pts_bbox_head', head.loss, outs, dn, boxes, labels, bev_feat=bev)
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
                 **kwargs) -> List[Det3DDataSample]:
         metas = [s.metainfo for s in batch_data_samples]
-        img_feats, bev, planes = self.extract_feat(batch_inputs_dict, metas)
-        outs, _ = self._run('pts_bbox_head', self.pts_bbox_head, bev, img_feats, metas, triplane=planes)
+        img_feats, bev, planes, geometry = self.extract_feat(batch_inputs_dict, metas)
+        outs, _ = self._run('pts_bbox_head', self.pts_bbox_head, bev, img_feats, metas, triplane=planes,
+                            geometry=geometry)
         results = self.pts_bbox_head.predict_by_feat(outs, metas)
         return self.add_pred_to_datasample(batch_data_samples, results)

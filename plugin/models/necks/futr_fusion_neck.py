@@ -22,7 +22,7 @@ no camera identity). Here:
 All projections go through `plugin/models/utils/projection.py`, the one calibration
 helper shared with CMT's embeddings and AQR.
 """
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -31,18 +31,21 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 
-from ..utils.projection import (bev_cell_centres, camera_poses, padded_input_shape, project_points,
-                                require_lidar2img, sample_image_features, visible_mask)
+from ..utils.camera_geometry import CameraGeometry
+from ..utils.grids import bev_cell_centres, unit_cell_centres
+from ..utils.image_sampling import sample_image_features
+from ..utils.projection import project_points
 
 
-def project_bev_cells(lidar2img: Tensor, img_metas: List[dict], bev_shape: Sequence[int],
-                      pc_range: Sequence[float], heights: Sequence[float]) -> Tuple[Tensor, Tensor]:
+def project_bev_cells(geometry: CameraGeometry, bev_shape: Sequence[int], pc_range: Sequence[float],
+                      heights: Sequence[float]) -> Tuple[Tensor, Tensor]:
     """Pixels uv [B, V, H * W * Z, 2] of the BEV cell centres at the Z heights in every view
-    of lidar2img [B, V, 4, 4], and whether each view sees them (in front, inside the
-    unpadded image) [B, V, H * W * Z]."""
+    of the batch's cameras, and whether each view sees them (in front, inside the unpadded
+    image) [B, V, H * W * Z]."""
+    lidar2img = geometry.lidar2img
     centres = bev_cell_centres(bev_shape, pc_range, heights, lidar2img.device, lidar2img.dtype)
     uv, depth = project_points(centres.expand(lidar2img.shape[0], -1, -1), lidar2img)
-    return uv, visible_mask(uv, depth, [m['img_shape'] for m in img_metas])
+    return uv, geometry.visible(uv, depth)
 
 
 def spatial_camera_features(img_feats: Tensor, uv: Tensor, seen: Tensor, pad_shape: Sequence[int],
@@ -121,39 +124,41 @@ class FuTrFusionNeck(BaseModule):
             nn.init.zeros_(self.film.bias)
             nn.init.normal_(self.cam_token_pos, std=0.02)
 
-    def forward(self, bev: Tensor, img_feats: Tensor, img_metas: List[dict]) -> Tensor:
+    def forward(self, bev: Tensor, img_feats: Tensor, img_metas: List[dict],
+                geometry: Optional[CameraGeometry] = None) -> Tensor:
+        """`geometry`: the batch's `CameraGeometry` (built from `img_metas` when not given)."""
         if bev.dim() != 4 or img_feats.dim() != 5 or bev.shape[0] != img_feats.shape[0]:
             raise ValueError(f'FuTrFusionNeck expects bev [B, C, H, W] and img_feats [B, V, C, h, w], '
                              f'got {tuple(bev.shape)} and {tuple(img_feats.shape)}')
         b, c, h, w = bev.shape
-        lidar2img = require_lidar2img(img_metas, img_feats.shape[1], bev.device, bev.dtype)
-        uv, seen = project_bev_cells(lidar2img, img_metas, (h, w), self.pc_range, self.heights)
+        geometry = CameraGeometry.of(geometry, img_metas, img_feats.shape[1], bev.device).to(dtype=bev.dtype)
+        uv, seen = project_bev_cells(geometry, (h, w), self.pc_range, self.heights)
         out = bev
         if self.use_spatial:
             feats = self.img_proj(img_feats.flatten(0, 1)).unflatten(0, img_feats.shape[:2])
-            sampled = spatial_camera_features(feats, uv, seen, padded_input_shape(img_metas), len(self.heights))
+            sampled = spatial_camera_features(feats, uv, seen, geometry.input_shape, len(self.heights))
             out = out + self.spatial_out(sampled.view(b, -1, h, w))
         if self.use_film:
             # fraction of the heights at which each view sees each cell [B, V, HW]
             visibility = seen.to(bev.dtype).unflatten(2, (-1, len(self.heights))).mean(3)
-            out = self._film(out, bev, img_feats, lidar2img, visibility)
+            out = self._film(out, bev, img_feats, geometry, visibility)
         return out
 
-    def _film(self, out: Tensor, bev: Tensor, img_feats: Tensor, lidar2img: Tensor, visibility: Tensor) -> Tensor:
+    def _film(self, out: Tensor, bev: Tensor, img_feats: Tensor, geometry: CameraGeometry,
+              visibility: Tensor) -> Tensor:
         b, v = img_feats.shape[:2]
         # camera tokens: pooled grid + token position + this camera's pose
         cam = F.adaptive_avg_pool2d(img_feats.flatten(0, 1), self.cam_pool_size).flatten(2).transpose(1, 2)
         cam = self.cam_proj(cam).unflatten(0, (b, v)) + self.cam_token_pos                  # [B, V, T, E]
-        centre, axis = camera_poses(lidar2img)
+        centre, axis = geometry.poses()
         extent = bev.new_tensor(self.pc_range[3:]) - bev.new_tensor(self.pc_range[:3])
         pose = torch.cat([(centre - bev.new_tensor(self.pc_range[:3])) / extent, axis], -1)
         cam = cam + self.pose_embed(pose)[:, :, None]
         # BEV keys / values (pooled), with their normalised cell positions
         kv = F.avg_pool2d(bev, self.bev_pool) if self.bev_pool > 1 else bev
         hk, wk = kv.shape[-2:]
-        ys, xs = torch.meshgrid((torch.arange(hk, device=bev.device, dtype=bev.dtype) + 0.5) / hk,
-                                (torch.arange(wk, device=bev.device, dtype=bev.dtype) + 0.5) / wk, indexing='ij')
-        kv = self.bev_proj(kv.flatten(2).transpose(1, 2)) + self.bev_pos(torch.stack([xs, ys], -1).view(-1, 2))
+        kv = self.bev_proj(kv.flatten(2).transpose(1, 2)) + self.bev_pos(unit_cell_centres(hk, wk, bev.device,
+                                                                                            bev.dtype))
         attended, _ = self.attn(cam.flatten(1, 2), kv, kv, need_weights=False)            # [B, V*T, E]
         per_cam = self.attn_norm(attended).unflatten(1, (v, -1)).mean(2)                   # [B, V, E]
         scale, shift = self.film(per_cam).chunk(2, -1)                                     # [B, V, C] each

@@ -18,8 +18,10 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 
-from ..utils.projection import (bev_cell_centres, padded_input_shape, project_points, require_lidar2img,
-                                sample_image_features, visible_mask)
+from ..utils.camera_geometry import CameraGeometry
+from ..utils.grids import bev_cell_centres
+from ..utils.image_sampling import sample_image_features
+from ..utils.projection import project_points
 
 
 @MODELS.register_module()
@@ -69,13 +71,15 @@ class SparseBEVFusionNeck(BaseModule):
     def num_kept(self, num_cells: int) -> int:
         return max(1, min(num_cells, int(round(self.keep_ratio * num_cells))))
 
-    def forward(self, bev: Tensor, img_feats: Tensor, img_metas: List[dict]) -> Tensor:
+    def forward(self, bev: Tensor, img_feats: Tensor, img_metas: List[dict],
+                geometry: Optional[CameraGeometry] = None) -> Tensor:
+        """`geometry`: the batch's `CameraGeometry` (built from `img_metas` when not given)."""
         if bev.dim() != 4 or img_feats.dim() != 5 or bev.shape[0] != img_feats.shape[0]:
             raise ValueError(f'SparseBEVFusionNeck expects bev [B, C, H, W] and img_feats [B, V, C, h, w], '
                              f'got {tuple(bev.shape)} and {tuple(img_feats.shape)}')
         b, c, h, w = bev.shape
         v = img_feats.shape[1]
-        lidar2img = require_lidar2img(img_metas, v, bev.device, bev.dtype)
+        geometry = CameraGeometry.of(geometry, img_metas, v, bev.device).to(dtype=bev.dtype)
         # keep the top-k cells
         score = self.scorer(bev).flatten(1)                                                  # [B, HW]
         k = self.num_kept(h * w)
@@ -93,12 +97,12 @@ class SparseBEVFusionNeck(BaseModule):
         xy = centres[:, :, None, None, :2] + offsets
         zs = bev.new_tensor(self.heights).view(1, 1, z, 1, 1).expand(b, k, z, p, 1)
         points = torch.cat([xy, zs], -1).view(b, k * z * p, 3)
-        uv, depth = project_points(points, lidar2img)                                        # [B, V, N, 2]
-        seen = visible_mask(uv, depth, [m['img_shape'] for m in img_metas]).to(bev.dtype)   # [B, V, N]
+        uv, depth = project_points(points, geometry.lidar2img)                               # [B, V, N, 2]
+        seen = geometry.visible(uv, depth).to(bev.dtype)                                     # [B, V, N]
         weights = torch.softmax(self.point_weights(cells), -1)                               # [B, k, Z*P]
         # weighted sum over points per view, then the mean over the views that see them
         feats = self.img_proj(img_feats.flatten(0, 1)).unflatten(0, (b, v))
-        pad = padded_input_shape(img_metas)
+        pad = geometry.input_shape
         total = feats.new_zeros(b, k, feats.shape[2])
         view_weight = feats.new_zeros(b, k)
         for view in range(v):   # one view at a time: [B, E, k * Z * P] samples at once

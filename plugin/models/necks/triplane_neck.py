@@ -24,18 +24,12 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 
-from ..utils.projection import camera_poses, require_lidar2img
+from ..utils.camera_geometry import CameraGeometry
+from ..utils.grids import unit_cell_centres
 
 
 def _mlp(in_dims: int, out_dims: int) -> nn.Sequential:
     return nn.Sequential(nn.Linear(in_dims, out_dims), nn.ReLU(inplace=True), nn.Linear(out_dims, out_dims))
-
-
-def _cell_centres(h: int, w: int, device, dtype) -> Tensor:
-    """Normalised (column, row) centres [h * w, 2] of an h x w grid, row-major."""
-    ys, xs = torch.meshgrid((torch.arange(h, device=device, dtype=dtype) + 0.5) / h,
-                            (torch.arange(w, device=device, dtype=dtype) + 0.5) / w, indexing='ij')
-    return torch.stack([xs, ys], -1).view(-1, 2)
 
 
 @MODELS.register_module()
@@ -88,20 +82,20 @@ class TriplaneNeck(BaseModule):
             nn.init.zeros_(self.bev_fuse.weight)
             nn.init.zeros_(self.bev_fuse.bias)
 
-    def context(self, bev: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict]) -> Tensor:
+    def context(self, bev: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict],
+                geometry: Optional[CameraGeometry] = None) -> Tensor:
         """Context tokens [B, N_bev + V * N_cam, context_dim]."""
         tokens = []
         if bev is not None and self.bev_in is not None:
             pooled = F.adaptive_avg_pool2d(bev, self.bev_tokens).flatten(2).transpose(1, 2)
-            pos = _cell_centres(*self.bev_tokens, bev.device, bev.dtype)
+            pos = unit_cell_centres(*self.bev_tokens, bev.device, bev.dtype)
             tokens.append(self.bev_in(pooled) + self.bev_pos(pos) + self.modality_embed[0])
         if img_feats is not None and self.cam_in is not None:
             b, v = img_feats.shape[:2]
-            lidar2img = require_lidar2img(img_metas, v, device=img_feats.device)
-            centre, axis = camera_poses(lidar2img)
+            centre, axis = CameraGeometry.of(geometry, img_metas, v, img_feats.device).poses()
             lo, hi = centre.new_tensor(self.pc_range[:3]), centre.new_tensor(self.pc_range[3:6])
             pose = torch.cat([(centre - lo) / (hi - lo), axis], -1).to(img_feats.dtype)           # [B, V, 6]
-            uv = _cell_centres(*self.cam_tokens, img_feats.device, img_feats.dtype)              # [T, 2]
+            uv = unit_cell_centres(*self.cam_tokens, img_feats.device, img_feats.dtype)          # [T, 2]
             pos = torch.cat([uv.expand(b, v, -1, -1), pose[:, :, None].expand(-1, -1, uv.shape[0], -1)], -1)
             pooled = F.adaptive_avg_pool2d(img_feats.flatten(0, 1), self.cam_tokens).flatten(2).transpose(1, 2)
             cam = self.cam_in(pooled).unflatten(0, (b, v)) + self.cam_pos(pos) + self.modality_embed[1]
@@ -110,9 +104,10 @@ class TriplaneNeck(BaseModule):
             raise ValueError('TriplaneNeck got neither a BEV map nor image features')
         return torch.cat(tokens, 1)
 
-    def forward(self, bev: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict]
-                ) -> Tuple[Optional[Tensor], Tensor]:
-        planes = self.generator(self.context(bev, img_feats, img_metas))
+    def forward(self, bev: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict],
+                geometry: Optional[CameraGeometry] = None) -> Tuple[Optional[Tensor], Tensor]:
+        """`geometry`: the batch's `CameraGeometry` (built from `img_metas` when not given)."""
+        planes = self.generator(self.context(bev, img_feats, img_metas, geometry))
         if bev is not None and self.bev_fuse is not None:
             xy = F.interpolate(planes[:, 0], size=bev.shape[-2:], mode='bilinear', align_corners=False)
             bev = bev + self.bev_fuse(xy.to(bev.dtype))

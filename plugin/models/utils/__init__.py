@@ -1,11 +1,15 @@
 from .bev_sampling import sample_bev
+from .camera_geometry import CameraGeometry
+from .grids import bev_cell_centres, bev_cells, first_view_cells, unit_cell_centres
+from .image_sampling import sample_image_features
 from .position_embedding import (BEVPositionEmbedding, CameraRayEmbedding, depth_bins,
                                  sine_embedding)
+from .projection import (camera_poses, denormalize_points, inside_image, lift_pixels, normalize_points,
+                         project_points, visible_mask)
 from .strict_pretrained import StrictPretrained
 from .triplane_sampling import PLANE_AXES, sample_triplane
-from .projection import (bev_cells, denormalize_points, first_view_cells, inside_image, lift_pixels, normalize_points, project_points,
-                         stack_lidar2img, visible_mask)
 
 __all__ = ['StrictPretrained', 'sample_bev', 'BEVPositionEmbedding', 'CameraRayEmbedding', 'depth_bins', 'sine_embedding',
-           'bev_cells', 'first_view_cells', 'denormalize_points', 'inside_image', 'lift_pixels', 'normalize_points', 'project_points',
-           'stack_lidar2img', 'visible_mask', 'PLANE_AXES', 'sample_triplane']
+           'CameraGeometry', 'bev_cell_centres', 'bev_cells', 'first_view_cells', 'unit_cell_centres',
+           'sample_image_features', 'camera_poses', 'denormalize_points', 'inside_image', 'lift_pixels',
+           'normalize_points', 'project_points', 'visible_mask', 'PLANE_AXES', 'sample_triplane']

@@ -2,8 +2,9 @@
 
 Every module that projects 3D points into the images (CMT's camera-ray embedding, the
 query embedding, AQR's camera windows, the fusion necks) goes through these functions,
-so a calibration convention is fixed in exactly one place. AQR's
-window centres (`bev_cells`, `first_view_cells`) are computed here too:
+so a calibration convention is fixed in exactly one place (the batch's tensors come from
+`camera_geometry.CameraGeometry`; grids of cells are in `grids.py`, image sampling in
+`image_sampling.py`):
 
   * `lidar2img` is [B, V, 4, 4]: cam2img (padded to 4x4) @ lidar2cam, with every image
     augmentation (resize, crop, flip) already folded in as a 4x4 matrix on the left;
@@ -11,7 +12,7 @@ window centres (`bev_cells`, `first_view_cells`) are computed here too:
   * a point is seen by a view when its depth exceeds `min_depth` and (u, v) falls inside
     that view's image (before padding).
 """
-from typing import Optional, Sequence, Tuple
+from typing import Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -35,14 +36,18 @@ def project_points(points: Tensor, lidar2img: Tensor, min_depth: float = 1e-2
     return uv, depth
 
 
-def inside_image(uv: Tensor, img_shapes: Sequence[Tuple[int, int]]) -> Tensor:
-    """[B, V, N] bool: (u, v) inside each sample's (unpadded) image of (height, width)."""
-    hw = torch.as_tensor([list(s[:2]) for s in img_shapes], dtype=uv.dtype, device=uv.device)
+def inside_image(uv: Tensor, img_shapes: Union[Tensor, Sequence[Tuple[int, int]]]) -> Tensor:
+    """[B, V, N] bool: (u, v) inside each sample's (unpadded) image of (height, width)
+    (img_shapes [B, 2], a tensor or per-sample pairs)."""
+    if isinstance(img_shapes, Tensor):
+        hw = img_shapes.to(device=uv.device, dtype=uv.dtype)
+    else:
+        hw = torch.as_tensor([list(s[:2]) for s in img_shapes], dtype=uv.dtype, device=uv.device)
     h, w = hw[:, 0].view(-1, 1, 1), hw[:, 1].view(-1, 1, 1)
     return (uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)
 
 
-def visible_mask(uv: Tensor, depth: Tensor, img_shapes: Sequence[Tuple[int, int]],
+def visible_mask(uv: Tensor, depth: Tensor, img_shapes: Union[Tensor, Sequence[Tuple[int, int]]],
                  min_depth: float = 1e-2) -> Tensor:
     """[B, V, N] bool: in front of the camera and inside the (unpadded) image.
 
@@ -79,101 +84,6 @@ def denormalize_points(points: Tensor, pc_range: Sequence[float]) -> Tensor:
     lo = points.new_tensor(pc_range[:3])
     hi = points.new_tensor(pc_range[3:6])
     return points * (hi - lo) + lo
-
-
-def padded_input_shape(img_metas: Sequence[dict]) -> Tuple[int, int]:
-    """(height, width) of the padded network input the image feature maps were computed
-    from: the detector's `input_shape` (set in extract_feat), else the `pad_shape` meta."""
-    meta = img_metas[0]
-    shape = meta.get('input_shape', meta.get('pad_shape'))
-    if shape is None:
-        raise KeyError("img_metas carry neither 'input_shape' nor 'pad_shape': cannot map pixels to feature maps")
-    return int(shape[0]), int(shape[1])
-
-
-def stack_lidar2img(img_metas: Sequence[dict], device=None, dtype=torch.float32) -> Optional[Tensor]:
-    """[B, V, 4, 4] from the per-sample `lidar2img` metas (None when absent)."""
-    if not img_metas or 'lidar2img' not in img_metas[0]:
-        return None
-    return torch.stack([torch.as_tensor(m['lidar2img'], dtype=dtype) for m in img_metas]).to(device)
-
-
-def require_lidar2img(img_metas: Sequence[dict], num_views: int, device=None, dtype=torch.float32) -> Tensor:
-    """`stack_lidar2img`, for modules that cannot work without it: [B, V, 4, 4], else a
-    ValueError naming the meta key and the number of views the image features have."""
-    lidar2img = stack_lidar2img(img_metas, device=device, dtype=dtype)
-    if lidar2img is None or lidar2img.shape[1] != num_views:
-        raise ValueError(f"img_metas need 'lidar2img' for all {num_views} views of the image features")
-    return lidar2img
-
-
-def bev_cells(ref: Tensor, bev_shape: Sequence[int]) -> Tensor:
-    """(row, col) [B, N, 2] of the BEV cells holding normalised points ref [B, N, >= 2].
-
-    Rows are y and columns x, as in mmdet3d's scatter / sparse encoders and CMT's BEV
-    embedding; points outside the range clip to the border cell.
-    """
-    h, w = int(bev_shape[0]), int(bev_shape[1])
-    col = (ref[..., 0] * w).floor().long().clamp(0, w - 1)
-    row = (ref[..., 1] * h).floor().long().clamp(0, h - 1)
-    return torch.stack([row, col], -1)
-
-
-def first_view_cells(points: Tensor, lidar2img: Tensor, img_shapes: Sequence[Tuple[int, int]],
-                     pad_shape: Sequence[int], feat_shape: Sequence[int]) -> Tensor:
-    """(view, row, col) [B, N, 3] of LiDAR points on the camera feature maps.
-
-    The view is the first one (lowest index) that sees the point (in front of it and inside
-    its unpadded image); row/col index the h x w feature map of the padded input image of
-    `pad_shape` (height, width). A point no camera sees gets view -1 (and row = col = 0):
-    no fallback to an arbitrary view.
-    """
-    uv, depth = project_points(points, lidar2img)
-    seen = visible_mask(uv, depth, img_shapes)                                # [B, V, N]
-    num_views = seen.shape[1]
-    order = torch.arange(num_views, 0, -1, device=seen.device).view(1, -1, 1)
-    view = (seen * order).argmax(1)                                           # first seeing view
-    any_seen = seen.any(1)
-    pix = torch.gather(uv, 1, view[:, None, :, None].expand(-1, 1, -1, 2))[:, 0]   # [B, N, 2]
-    h, w = int(feat_shape[0]), int(feat_shape[1])
-    col = (pix[..., 0] * w / pad_shape[1]).floor().long().clamp(0, w - 1)
-    row = (pix[..., 1] * h / pad_shape[0]).floor().long().clamp(0, h - 1)
-    cells = torch.stack([view, row, col], -1)
-    return torch.where(any_seen[..., None], cells, cells.new_tensor([-1, 0, 0]))
-
-
-def bev_cell_centres(bev_shape: Sequence[int], pc_range: Sequence[float], heights: Sequence[float],
-                     device=None, dtype=torch.float32) -> Tensor:
-    """LiDAR-frame centres [H * W * Z, 3] of the BEV cells at the given heights (metres),
-    cell-major (row-major over (row, col), then the heights): the inverse of `bev_cells`
-    (rows are y, columns x)."""
-    h, w = int(bev_shape[0]), int(bev_shape[1])
-    x0, y0, _, x1, y1, _ = [float(r) for r in pc_range[:6]]
-    ys = y0 + (torch.arange(h, device=device, dtype=dtype) + 0.5) * (y1 - y0) / h
-    xs = x0 + (torch.arange(w, device=device, dtype=dtype) + 0.5) * (x1 - x0) / w
-    zs = torch.as_tensor(list(heights), device=device, dtype=dtype)
-    y, x, z = torch.meshgrid(ys, xs, zs, indexing='ij')
-    return torch.stack([x, y, z], -1).reshape(-1, 3)
-
-
-def sample_image_features(img_feats: Tensor, uv: Tensor, pad_shape: Sequence[int]) -> Tensor:
-    """Bilinear samples of each view's feature map at pixels of the padded input image.
-
-    Args:
-        img_feats: [B, V, C, h, w], the stride-s maps of the padded images.
-        uv: [B, V, N, 2] pixel coordinates (u = column, v = row) in the padded image of
-            `pad_shape` (height, width).
-    Returns:
-        [B, V, C, N] (channels first: grid_sample's own layout, no copy). Points in the outer half cell of a map take its border values (the
-        image goes on there); points outside the image are to be masked by the caller
-        (`visible_mask`).
-    """
-    b, v, c, h, w = img_feats.shape
-    # align_corners=False: pixel u of a width-W image lies at 2u/W - 1 in grid units
-    grid = torch.stack([uv[..., 0] / pad_shape[1], uv[..., 1] / pad_shape[0]], -1) * 2 - 1
-    out = torch.nn.functional.grid_sample(img_feats.flatten(0, 1), grid.flatten(0, 1)[:, :, None].to(img_feats.dtype),
-                                          mode='bilinear', padding_mode='border', align_corners=False)
-    return out[..., 0].view(b, v, c, -1)
 
 
 def camera_poses(lidar2img: Tensor) -> Tuple[Tensor, Tensor]:
