@@ -27,7 +27,11 @@ def _accelerator_available() -> bool:
 
 
 def cpu_has_native_bf16() -> bool:
-    """True when this CPU computes bfloat16 in hardware (AVX512-BF16 or AMX tiles)."""
+    """True when torch computes bfloat16 in hardware here: the CPU has AVX512-BF16 or AMX
+    tiles and torch dispatches to its AVX-512 kernels (not when ATEN_CPU_CAPABILITY caps
+    it at AVX2)."""
+    if torch.backends.cpu.get_cpu_capability() in ('DEFAULT', 'NO AVX', 'AVX2'):
+        return False
     checks = [getattr(torch.cpu, name, None) for name in ('_is_avx512_bf16_supported', '_is_amx_tile_supported')]
     return any(check() for check in checks if check is not None)
 
