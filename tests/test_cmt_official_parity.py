@@ -281,8 +281,14 @@ def test_converted_head_predicts_what_the_official_formulas_give(generated_metas
     assert len(scores) > 100
     to_ours = torch.tensor([cfg.class_names.index(c) for c in OFFICIAL_CLASSES])
     torch.testing.assert_close(ours.scores_3d, scores, rtol=1e-4, atol=1e-6)
-    torch.testing.assert_close(ours.labels_3d, to_ours[labels])
-    torch.testing.assert_close(ours.bboxes_3d.tensor, boxes, rtol=1e-4, atol=1e-3)
+    # detections whose scores tie within that tolerance may come in either order (CPU
+    # kernels round differently): pair each of ours with the closest official box among them
+    near = (ours.scores_3d[:, None] - scores[None]).abs() <= 1e-4 * scores.abs()[None] + 1e-6
+    dist = (ours.bboxes_3d.tensor[:, None] - boxes[None]).abs().amax(-1).masked_fill(~near, float('inf'))
+    match = dist.argmin(1)
+    assert len(set(match.tolist())) == len(match)
+    torch.testing.assert_close(ours.labels_3d, to_ours[labels[match]])
+    torch.testing.assert_close(ours.bboxes_3d.tensor, boxes[match], rtol=1e-4, atol=1e-3)
 
 
 def _official_full_state(model):
