@@ -102,8 +102,8 @@ def bias_attention_backend(x: Tensor) -> str:
 
 def window_attention_backend(x: Tensor) -> str:
     """The back-end of the LAM's `local_window_attention`: 'cpu_kernel' or 'torch'."""
-    name = _current
-    if name == 'cpu_kernel' or (name == 'auto' and x.device.type == 'cpu'):
-        return bias_attention_backend(x) if name == 'cpu_kernel' else (
-            'cpu_kernel' if window_attention_cpu.kernel_available() else 'torch')
+    if _current == 'cpu_kernel':
+        return bias_attention_backend(x)            # the same checks: CPU tensors, built kernel
+    if _current == 'auto' and x.device.type == 'cpu' and window_attention_cpu.kernel_available():
+        return 'cpu_kernel'
     return 'torch'

@@ -87,15 +87,8 @@ class KeyLayout(NamedTuple):
         return torch.cat(parts, 1)
 
     @staticmethod
-    def grid_cells(rows: int, cols: int, device=None) -> Tuple[Tensor, Tensor]:
-        """(row, col) [rows * cols] of a feature map's cells in key order (row-major), for
-        per-key quantities such as position embeddings."""
-        r, c = torch.meshgrid(torch.arange(rows, device=device), torch.arange(cols, device=device), indexing='ij')
-        return r.reshape(-1), c.reshape(-1)
-
-    @staticmethod
     def flatten_views(x: Tensor) -> Tensor:
-        """[B, V, h*w, ...] per-view quantities (cells in `grid_cells` order) -> [B, V*h*w, ...]
+        """[B, V, h*w, ...] per-view quantities (cells row-major, as `grids.cell_centres`) -> [B, V*h*w, ...]
         in the camera keys' order."""
         return x.flatten(1, 2)
 

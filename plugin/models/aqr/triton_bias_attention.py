@@ -104,6 +104,17 @@ def _query_windows(WIN, BL, BC, b, offs_q, qmask, NQ, BQ_TOTAL, ACC: tl.constexp
 
 
 @triton.jit
+def _grad_rows(DO, Lse, Drow, b, h, pid_bh, H, NQ, DH, offs_q, offs_d, qmask, dmask,
+               ACC: tl.constexpr, LOW: tl.constexpr):
+    """A query block's output gradient (DO contiguous [B, H, Q, D_head]), forward
+    log-sum-exp and row term D = rowsum(dO * O) (Lse, Drow [B, H, Q])."""
+    do = _load_rows(DO, b, h, H * NQ * DH, NQ * DH, DH, 1, offs_q, offs_d, qmask, dmask, ACC, LOW)
+    lse = tl.load(Lse + pid_bh * NQ + offs_q, mask=qmask, other=0.0)
+    drow = tl.load(Drow + pid_bh * NQ + offs_q, mask=qmask, other=0.0)
+    return do, lse, drow
+
+
+@triton.jit
 def _fwd_kernel(Q, K, V, M, BL, BC, WIN, Out, Lse,
                 sqb, sqh, sqq, sqd, skb, skh, skk, skd, svb, svh, svk, svd, smb, smh, smq, smk,
                 sob, soh, soq, sod, H, NQ, NK, DH, BQ_TOTAL, sm_scale, NB, WB, HCWC, WC, RB, RC,
@@ -166,10 +177,8 @@ def _bwd_kv_kernel(Q, K, V, M, BL, BC, WIN, DO, Lse, Drow, DK, DV,
         offs_q = start + tl.arange(0, BLOCK_Q)
         qmask = offs_q < NQ
         q = _load_rows(Q, b, h, sqb, sqh, sqq, sqd, offs_q, offs_d, qmask, dmask, ACC, LOW)
-        do = _load_rows(DO, b, h, H * NQ * DH, NQ * DH, DH, 1, offs_q, offs_d, qmask, dmask, ACC, LOW)
+        do, lse, drow = _grad_rows(DO, Lse, Drow, b, h, pid_bh, H, NQ, DH, offs_q, offs_d, qmask, dmask, ACC, LOW)
         qrb, qcb, qv, qrc, qcc, bl, bc = _query_windows(WIN, BL, BC, b, offs_q, qmask, NQ, BQ_TOTAL, ACC)
-        lse = tl.load(Lse + pid_bh * NQ + offs_q, mask=qmask, other=0.0)
-        drow = tl.load(Drow + pid_bh * NQ + offs_q, mask=qmask, other=0.0)
         s, in_bev, in_cam = _scores(q, k, offs_q, offs_k, qmask, kmask, b, h, M, smb, smh, smq, smk, bl, bc,
                                     qrb, qcb, qv, qrc, qcc, NB, WB, HCWC, WC, RB, RC, sm_scale,
                                     HAS_MASK, ACC, LOW)
@@ -200,10 +209,8 @@ def _bwd_q_kernel(Q, K, V, M, BL, BC, WIN, DO, Lse, Drow, DQ, DB,
     qmask = offs_q < NQ
     dmask = offs_d < DH
     q = _load_rows(Q, b, h, sqb, sqh, sqq, sqd, offs_q, offs_d, qmask, dmask, ACC, LOW)
-    do = _load_rows(DO, b, h, H * NQ * DH, NQ * DH, DH, 1, offs_q, offs_d, qmask, dmask, ACC, LOW)
+    do, lse, drow = _grad_rows(DO, Lse, Drow, b, h, pid_bh, H, NQ, DH, offs_q, offs_d, qmask, dmask, ACC, LOW)
     qrb, qcb, qv, qrc, qcc, bl, bc = _query_windows(WIN, BL, BC, b, offs_q, qmask, NQ, BQ_TOTAL, ACC)
-    lse = tl.load(Lse + pid_bh * NQ + offs_q, mask=qmask, other=0.0)
-    drow = tl.load(Drow + pid_bh * NQ + offs_q, mask=qmask, other=0.0)
     dq = tl.zeros([BLOCK_Q, D], dtype=ACC)
     db_bev = tl.zeros([BLOCK_Q], dtype=ACC)
     db_cam = tl.zeros([BLOCK_Q], dtype=ACC)

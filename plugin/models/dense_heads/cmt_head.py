@@ -49,6 +49,7 @@ from ..utils.bev_sampling import sample_bev
 from ..utils.triplane_sampling import sample_triplane
 from ..utils.position_embedding import BEVPositionEmbedding, CameraRayEmbedding
 from ..utils.camera_geometry import CameraGeometry
+from ..utils.grids import cell_centres
 from ..utils.projection import denormalize_points, project_points
 from .query_denoising import build_dn_queries
 from . import task_heads  # noqa: F401  (registers the task heads)
@@ -233,9 +234,8 @@ class CmtHead(BaseModule):
         """Projected BEV map and the embedding of its cell centres ([B, H*W, C])."""
         bev = self.bev_proj(bev_feat)
         b, _, h, w = bev.shape
-        ys, xs = KeyLayout.grid_cells(h, w, bev.device)
         # rows are y, columns x (mmdet3d's scatter / sparse encoders lay the canvas out so)
-        xy = torch.stack([(xs + 0.5) / w, (ys + 0.5) / h], -1).to(bev.dtype)
+        xy = cell_centres(h, w, bev.device).to(bev.dtype)
         return bev, self.bev_embedding(xy)[None].expand(b, -1, -1)
 
     def _img_memory(self, img_feats: Tensor, geometry: CameraGeometry) -> Tuple[Tensor, Tensor, Tensor]:
@@ -243,9 +243,8 @@ class CmtHead(BaseModule):
         b, v, c, h, w = img_feats.shape
         img = self.img_proj(img_feats.flatten(0, 1)).view(b, v, -1, h, w)
         pad_h, pad_w = geometry.input_shape
-        ys, xs = KeyLayout.grid_cells(h, w, img.device)
-        off = self.pixel_offset   # CMT: 0 (the ray through the cell's corner); 0.5: its centre
-        uv = torch.stack([(xs + off) * pad_w / w, (ys + off) * pad_h / h], -1).view(1, 1, -1, 2)
+        # CMT's pixel_offset 0: the ray through the cell's corner; 0.5: through its centre
+        uv = cell_centres(h, w, img.device, offset=self.pixel_offset, extent=(pad_w, pad_h)).view(1, 1, -1, 2)
         uv = uv.to(img.dtype).expand(b, v, -1, -1)
         pos = KeyLayout.flatten_views(self.rv_embedding(uv, geometry.lidar2img))
         inside = geometry.inside(uv)   # padding is not image

@@ -32,7 +32,7 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS
 
 from ..utils.camera_geometry import CameraGeometry
-from ..utils.grids import bev_cell_centres, unit_cell_centres
+from ..utils.grids import bev_cell_centres, cell_centres
 from ..utils.image_sampling import sample_image_features
 from ..utils.projection import project_points
 
@@ -157,8 +157,7 @@ class FuTrFusionNeck(BaseModule):
         # BEV keys / values (pooled), with their normalised cell positions
         kv = F.avg_pool2d(bev, self.bev_pool) if self.bev_pool > 1 else bev
         hk, wk = kv.shape[-2:]
-        kv = self.bev_proj(kv.flatten(2).transpose(1, 2)) + self.bev_pos(unit_cell_centres(hk, wk, bev.device,
-                                                                                            bev.dtype))
+        kv = self.bev_proj(kv.flatten(2).transpose(1, 2)) + self.bev_pos(cell_centres(hk, wk, bev.device, bev.dtype))
         attended, _ = self.attn(cam.flatten(1, 2), kv, kv, need_weights=False)            # [B, V*T, E]
         per_cam = self.attn_norm(attended).unflatten(1, (v, -1)).mean(2)                   # [B, V, E]
         scale, shift = self.film(per_cam).chunk(2, -1)                                     # [B, V, C] each

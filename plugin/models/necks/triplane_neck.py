@@ -25,7 +25,7 @@ from torch import Tensor, nn
 from mmdet3d.registry import MODELS
 
 from ..utils.camera_geometry import CameraGeometry
-from ..utils.grids import unit_cell_centres
+from ..utils.grids import cell_centres
 
 
 def _mlp(in_dims: int, out_dims: int) -> nn.Sequential:
@@ -88,14 +88,14 @@ class TriplaneNeck(BaseModule):
         tokens = []
         if bev is not None and self.bev_in is not None:
             pooled = F.adaptive_avg_pool2d(bev, self.bev_tokens).flatten(2).transpose(1, 2)
-            pos = unit_cell_centres(*self.bev_tokens, bev.device, bev.dtype)
+            pos = cell_centres(*self.bev_tokens, bev.device, bev.dtype)
             tokens.append(self.bev_in(pooled) + self.bev_pos(pos) + self.modality_embed[0])
         if img_feats is not None and self.cam_in is not None:
             b, v = img_feats.shape[:2]
             centre, axis = CameraGeometry.of(geometry, img_metas, v, img_feats.device).poses()
             lo, hi = centre.new_tensor(self.pc_range[:3]), centre.new_tensor(self.pc_range[3:6])
             pose = torch.cat([(centre - lo) / (hi - lo), axis], -1).to(img_feats.dtype)           # [B, V, 6]
-            uv = unit_cell_centres(*self.cam_tokens, img_feats.device, img_feats.dtype)          # [T, 2]
+            uv = cell_centres(*self.cam_tokens, img_feats.device, img_feats.dtype)               # [T, 2]
             pos = torch.cat([uv.expand(b, v, -1, -1), pose[:, :, None].expand(-1, -1, uv.shape[0], -1)], -1)
             pooled = F.adaptive_avg_pool2d(img_feats.flatten(0, 1), self.cam_tokens).flatten(2).transpose(1, 2)
             cam = self.cam_in(pooled).unflatten(0, (b, v)) + self.cam_pos(pos) + self.modality_embed[1]

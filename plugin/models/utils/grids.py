@@ -1,5 +1,5 @@
 """Grids of cells: the BEV grid (cell of a point, centres of the cells), the camera feature
-maps (the cell a point projects to), and the unit cell centres of any feature map.
+maps (the cell a point projects to), and the cell centres of any feature map.
 
 Rows are y and columns x on the BEV grid, as in mmdet3d's scatter / sparse encoders and
 CMT's BEV embedding; every grid is enumerated row-major.
@@ -12,11 +12,14 @@ from torch import Tensor
 from .projection import project_points, visible_mask
 
 
-def unit_cell_centres(rows: int, cols: int, device=None, dtype=torch.float32) -> Tensor:
-    """[rows * cols, 2] (x, y) = ((col + 0.5) / cols, (row + 0.5) / rows), row-major: the
-    normalised centres of a feature map's cells."""
-    ys = (torch.arange(rows, device=device, dtype=dtype) + 0.5) / rows
-    xs = (torch.arange(cols, device=device, dtype=dtype) + 0.5) / cols
+def cell_centres(rows: int, cols: int, device=None, dtype=torch.float32, offset: float = 0.5,
+                 extent: Tuple[float, float] = (1.0, 1.0)) -> Tensor:
+    """[rows * cols, 2] (x, y) = ((col + offset) * extent_x / cols, (row + offset) *
+    extent_y / rows), row-major (the order of a flattened map, and of its keys): by default
+    the normalised centres of a feature map's cells; with extent = an image's (width,
+    height), the pixel of each cell (offset 0: its corner)."""
+    ys = (torch.arange(rows, device=device, dtype=dtype) + offset) * extent[1] / rows
+    xs = (torch.arange(cols, device=device, dtype=dtype) + offset) * extent[0] / cols
     y, x = torch.meshgrid(ys, xs, indexing='ij')
     return torch.stack([x, y], -1).reshape(-1, 2)
 
@@ -64,6 +67,6 @@ def bev_cell_centres(bev_shape: Sequence[int], pc_range: Sequence[float], height
     h, w = int(bev_shape[0]), int(bev_shape[1])
     lo = torch.tensor([float(pc_range[0]), float(pc_range[1])], device=device, dtype=dtype)
     hi = torch.tensor([float(pc_range[3]), float(pc_range[4])], device=device, dtype=dtype)
-    xy = lo + unit_cell_centres(h, w, device, dtype) * (hi - lo)                  # [H * W, 2]
+    xy = lo + cell_centres(h, w, device, dtype) * (hi - lo)                  # [H * W, 2]
     zs = torch.as_tensor(list(heights), device=device, dtype=dtype)
     return torch.cat([xy.repeat_interleave(zs.numel(), 0), zs.repeat(h * w)[:, None]], -1)
