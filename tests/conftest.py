@@ -1,8 +1,5 @@
 """Shared fixtures: one small generated nuScenes-format set, converted once per test session."""
 import os
-import os.path as osp
-import subprocess
-import sys
 
 import pytest
 
@@ -10,23 +7,7 @@ import pytest
 # imported (tools/gpu_check.sh sets 0 to run them compiled on a GPU)
 os.environ.setdefault('TRITON_INTERPRET', '1')
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-if REPO not in sys.path:
-    sys.path.insert(0, REPO)
-
-# small but complete: 5 scenes (4 train + 1 val) x 4 samples, >= 10 objects so the single
-# val scene holds all 10 classes, quarter-size images, 2 sweeps per keyframe
-GEN_ARGS = ['--num-scenes', '5', '--samples-per-scene', '4', '--sweeps-per-sample', '2',
-            '--image-size', '800', '450', '--min-objects', '10', '--max-objects', '25',
-            '--lidar-azimuth-steps', '720', '--seed', '7']
-SYNTHETIC_CONFIG = osp.join(REPO, 'configs/_base_/datasets/synthetic-nus-3d-multimodal.py')
-
-
-def run_tool(*args, cwd=REPO):
-    proc = subprocess.run([sys.executable, *args], cwd=cwd, capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise AssertionError(f'{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}')
-    return proc
+from tests.helpers.repo import GEN_ARGS, SYNTHETIC_CONFIG, run_tool  # noqa: E402
 
 
 @pytest.fixture(scope='session')
@@ -61,18 +42,6 @@ def synthetic_cfg(synthetic_root):
     return cfg
 
 
-def load_tool(relpath):
-    """Imports a script under tools/ (not a package) as a module."""
-    import importlib.util
-    path = osp.join(REPO, relpath)
-    if osp.dirname(path) not in sys.path:   # as when run as a script: its siblings import
-        sys.path.insert(0, osp.dirname(path))
-    spec = importlib.util.spec_from_file_location(osp.splitext(osp.basename(path))[0], path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(params=['kernel', 'grouped'])
 def window_route(request):
     """Runs a test once through the compiled CPU window kernel and once through the
@@ -87,3 +56,12 @@ def window_route(request):
         f'the compiled window kernel is not importable ({window_attention_cpu.IMPORT_ERROR}); '
         'build it with `pip install --no-build-isolation --use-pep517 -e .` (tools/setup_env.sh does)')
     yield request.param
+
+
+@pytest.fixture(scope='module')
+def synthetic_cmt_cfg():
+    """The synthetic CMT config (tests copy it before changing it)."""
+    from mmengine.config import Config
+
+    from tests.helpers.tiny_cmt import CONFIG
+    return Config.fromfile(CONFIG)

@@ -4,9 +4,9 @@ import os
 import os.path as osp
 import re
 
-from conftest import REPO
+from tests.helpers.repo import REPO
 
-PATTERN = re.compile(r'DESIGN\.md|seed note|issue #\d|\bsessions?\b(?! *=|\'|")', re.IGNORECASE)
+PATTERN = re.compile(r'DESIGN\.md|seed note|issue #\d|\(#\d+\)|\bsessions?\b(?! *=|\'|")', re.IGNORECASE)
 DIRS = ('plugin', 'tools', 'configs', 'projects', 'tests', 'docs')
 SUFFIXES = ('.py', '.sh', '.md', '.cpp', '.txt', '.cfg', '.toml')
 # pytest's fixture scope and this file's own pattern are not about work sessions
@@ -44,6 +44,22 @@ def test_every_package_directory_is_a_package():
             missing.append(osp.relpath(root, REPO))
     assert not missing, f'directories without __init__.py: {missing}'
     assert osp.isfile(osp.join(REPO, 'LICENSE'))
+
+
+def test_the_tests_mirror_the_sources():
+    """tests/models/aqr/ holds the tests of plugin/models/aqr/, tests/tools/ those of tools/,
+    tests/configs/ those of configs/; shared helpers are in tests/helpers/."""
+    stray = []
+    for root, _, names in os.walk(osp.join(REPO, 'tests')):
+        rel = osp.relpath(root, osp.join(REPO, 'tests'))
+        if rel == '.' or '__pycache__' in rel or rel.split(os.sep)[0] == 'helpers':
+            continue
+        sources = [osp.join(REPO, 'plugin', rel)] + [osp.join(REPO, rel) for top in ('tools', 'configs')
+                                                      if rel.split(os.sep)[0] == top]
+        if not any(osp.isdir(s) for s in sources):
+            stray.append(rel)
+        stray += [osp.join(rel, n) for n in names if n.endswith('.py') and not n.startswith(('test_', '__init__', 'conftest'))]
+    assert not stray, f'test directories or modules with no source counterpart: {stray}'
 
 
 def test_documentation_links_resolve():

@@ -4,7 +4,7 @@
 # OpenMMLab stack: --python). About 5-8 minutes on one H100/H200:
 #   1. tests    the attention tests on CUDA: the compiled Triton kernels (and the
 #               pure-PyTorch route) against float64 dense attention at small size
-#               (tests/test_aqr_backends.py -k cuda, TRITON_INTERPRET=0);
+#               (tests/models/aqr/test_backends.py -k cuda, TRITON_INTERPRET=0);
 #   2. bench    tools/benchmark/attention_bias.py --device cuda at full nuScenes size
 #               (batches 1 / 2 / 4, windows 5 / 15 / 25): time and peak CUDA memory against
 #               unbiased SDPA and the dense bias;
@@ -47,7 +47,7 @@ done
 CONFIG=configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py
 DATA=data/synthetic_nuscenes
 declare -A CMD
-CMD[tests]="TRITON_INTERPRET=0 $PY -m pytest -q -rs tests/test_aqr_backends.py -k cuda"
+CMD[tests]="TRITON_INTERPRET=0 $PY -m pytest -q -rs tests/models/aqr/test_backends.py -k cuda"
 CMD[bench]="$PY tools/benchmark/attention_bias.py --device cuda --batches 1 2 4 --windows 5 15 25 --grouped-windows 15 --dense-batches 1 --rounds 1 --repeats 3"
 DATA_CMD="$PY tools/create_synthetic_nuscenes.py --out $DATA --num-scenes 12 --samples-per-scene 10 --sweeps-per-sample 2 --image-size 800 450 --overwrite && $PY tools/create_data.py nuscenes --root-path $DATA --out-dir $DATA --extra-tag nuscenes --version v1.0-mini"
 CMD[train]="{ [ -f $DATA/nuscenes_infos_train.pkl ] || { $DATA_CMD; }; } && $PY tools/train.py $CONFIG --amp --work-dir $OUT/train --cfg-options train_cfg.max_epochs=1 train_cfg.val_interval=1000 train_dataloader.dataset.indices=100 default_hooks.logger.interval=10 default_hooks.checkpoint.interval=1000"

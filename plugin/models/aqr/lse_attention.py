@@ -7,7 +7,7 @@ neither, so these two functions are the only place that touches PyTorch's privat
 fused-kernel ops (`aten._scaled_dot_product_flash_attention_for_cpu` and its backward,
 present since torch 2.2). Everywhere else (CUDA, other torch versions, or when the op's
 schema changes) a query-chunked plain-tensor implementation computes the same thing with
-memory bounded by `chunk_elements`. `tests/test_local_bias_attention.py` checks the op's
+memory bounded by `chunk_elements`. `tests/models/aqr/test_bias_attention.py` checks the op's
 schema so that a torch upgrade that changes it fails loudly instead of silently slowing.
 Statistics are float32 for float32 / half inputs and float64 for float64 inputs.
 """

@@ -1,0 +1,125 @@
+"""The full nuScenes configs (official CMT sizes) build and run one forward pass on CPU
+(spconv's forward works on CPU), on a generated sample."""
+import copy
+import os.path as osp
+
+import numpy as np
+import pytest
+import torch
+
+from tests.helpers.repo import REPO
+
+FULL = ['configs/cmt/cmt_voxel0100_r50-800x320_8xb4-cyclic-20e_nus-3d.py',
+        'configs/cmt/cmt_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py']
+AQR = 'configs/aqr/cmt-aqr_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
+NECKS = ['configs/futr/cmt-futr_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py',
+         'configs/sparsebev/cmt-sparsebev_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py']
+TRIPLANE = 'configs/triplane/cmt-triplane_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
+
+
+@pytest.mark.parametrize('config', FULL + [AQR] + NECKS + [TRIPLANE])
+def test_full_config_forward(config, synthetic_root):
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+
+    from mmdet3d.registry import DATASETS, MODELS
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    import plugin  # noqa: F401
+    cfg = Config.fromfile(osp.join(REPO, config))
+    cfg.model.img_backbone.init_cfg.allow_missing_file = True   # the configs' default is an error
+    head = cfg.model.pts_bbox_head
+    assert head.num_query == 900 and cfg.model.pts_bbox_head.transformer.decoder.num_layers == 6
+    model = MODELS.build(cfg.model)
+    assert (model.fusion_neck is None) == ('fusion_neck' not in cfg.model)
+    assert (model.triplane is None) == ('triplane' not in cfg.model)
+    if model.triplane is not None:   # the triplane generator's published sizes
+        gen = model.triplane.generator
+        assert (gen.internal_resolution, gen.triplane_resolution, gen.d_model, gen.head_dim, gen.num_heads,
+                gen.output_channels) == (64, 128, 512, 64, 8, 80)
+        assert cfg.optim_wrapper.type == 'AmpOptimWrapper'
+    with pytest.warns(UserWarning, match='not found'):   # no pretrained weights here
+        model.init_weights()
+    model.eval()
+    ds_cfg = cfg.test_dataloader.dataset
+    ds_cfg.update(data_root=synthetic_root + '/', metainfo=dict(classes=cfg.class_names, version='v1.0-mini'))
+    sample = DATASETS.build(ds_cfg)[0]
+    w, h = cfg.image_size
+    assert sample['inputs']['img'].shape == (6, 3, h, w)
+    with torch.no_grad():
+        data = model.data_preprocessor(pseudo_collate([sample]), training=False)
+        out = model.predict(data['inputs'], data['data_samples'])
+    pred = out[0].pred_instances_3d
+    assert pred.bboxes_3d.tensor.shape == (300, 9) and torch.isfinite(pred.bboxes_3d.tensor).all()
+    assert pred.scores_3d.shape == (300,) and int(pred.labels_3d.max()) < 10
+
+
+@pytest.mark.parametrize('config', FULL)
+def test_full_config_gt_paste_works_on_converted_data(config, synthetic_root):
+    """The configs' GT-paste (ObjectSampleWithImages) reads the converter's dbinfos and info file
+    and adds objects, points and image patches."""
+    from mmengine.config import Config
+    from mmengine.dataset import Compose
+
+    from mmdet3d.registry import DATASETS
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    import plugin  # noqa: F401
+    cfg = Config.fromfile(osp.join(REPO, config))
+    pipeline = cfg.train_dataloader.dataset.dataset.pipeline
+    paste = next(t for t in pipeline if t['type'] == 'ObjectSampleWithImages')
+    root = synthetic_root + '/'
+    paste['db_sampler'].update(data_root=root, info_path=root + 'nuscenes_dbinfos_train.pkl')
+    paste.update(img_info_path=root + 'nuscenes_infos_train.pkl')
+    head = pipeline[:pipeline.index(paste)]
+    ds_cfg = dict(type='NuScenesDataset', data_root=root, ann_file='nuscenes_infos_train.pkl',
+                  metainfo=dict(classes=cfg.class_names, version='v1.0-mini'),
+                  data_prefix=cfg.train_dataloader.dataset.dataset.data_prefix,
+                  modality=dict(use_lidar=True, use_camera=True), test_mode=False, box_type_3d='LiDAR')
+    info = DATASETS.build(dict(ds_cfg, pipeline=[])).get_data_info(0)
+    np.random.seed(0)
+    before, after = Compose(head)(copy.deepcopy(info)), Compose(head + [paste])(copy.deepcopy(info))
+    n0, n1 = len(before['gt_bboxes_3d']), len(after['gt_bboxes_3d'])
+    assert n1 > n0
+    assert len(after['gt_labels_3d']) == n1 and len(after['points']) != len(before['points'])
+    assert any((a != b).any() for a, b in zip(after['img'], before['img']))
+
+
+@pytest.mark.parametrize('config', [FULL[0]])
+def test_full_config_training_step(config, synthetic_root):
+    """One training step of the R50 config through its whole train pipeline (GT-paste with
+    image patches, modality masking, shared flip, GridMask) on a generated sample: the
+    official losses (DN terms included) are finite and reach the head, the image backbone
+    and the BEV backbone. spconv has no CPU backward, so the sparse encoder is frozen here."""
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+
+    from mmdet3d.registry import DATASETS, MODELS
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    import plugin  # noqa: F401
+    cfg = Config.fromfile(osp.join(REPO, config))
+    root = synthetic_root + '/'
+    ds_cfg = cfg.train_dataloader.dataset.dataset
+    ds_cfg.update(data_root=root, metainfo=dict(classes=cfg.class_names, version='v1.0-mini'))
+    for t in ds_cfg.pipeline:
+        if t['type'] == 'ObjectSampleWithImages':
+            t['db_sampler'].update(data_root=root, info_path=root + 'nuscenes_dbinfos_train.pkl')
+            t.update(img_info_path=root + 'nuscenes_infos_train.pkl')
+        if t['type'] == 'ModalityDropout':       # keep both sensors for this step
+            t.update(lidar_prob=0.0, camera_prob=0.0)
+    np.random.seed(1)
+    dataset = DATASETS.build(ds_cfg)
+    model = MODELS.build(cfg.model)
+    model.pts_middle_encoder.requires_grad_(False)
+    model.train()
+    data = model.data_preprocessor(pseudo_collate([dataset[0]]), training=True)
+    losses = model.loss(data['inputs'], data['data_samples'])
+    assert {'loss_cls', 'loss_bbox', 'dn_loss_cls', 'dn_loss_bbox', 'd4.loss_cls', 'd4.dn_loss_bbox'} <= set(losses)
+    total = sum(v for v in losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    for name in ('pts_bbox_head.task_heads.0.branches.cls.3.weight', 'pts_bbox_head.bev_proj.conv.weight',
+                 'img_backbone.layer4.2.conv3.weight', 'pts_backbone.blocks.0.0.weight'):
+        grad = dict(model.named_parameters())[name].grad
+        assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
