@@ -1,6 +1,7 @@
 """Turns AQR's per-query weights into the local-window attention bias.
 
-AQR's second step (`AQRWeightGenerator` is the first): the bias is
+AQR's second step (`AQRWeightGenerator`, after MoME's Adaptive Query Router: Park et al.,
+CVPR 2025, is the first): the bias is
 `bias_scale * lidar_weight` on the BEV keys within a `window_size` square around a query's
 BEV cell, `bias_scale * camera_weight` on the camera keys within the square around its
 pixel in the view that sees it, 0 elsewhere. The result is a compact `LocalWindowBias`

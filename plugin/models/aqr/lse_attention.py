@@ -1,4 +1,5 @@
-"""Attention forward that also returns its log-sum-exp, and the matching backward.
+"""Attention forward that also returns its log-sum-exp, and the matching backward
+(the log-sum-exp bookkeeping of FlashAttention: Dao et al., NeurIPS 2022).
 
 `local_bias_attention` (AQR's local-window bias, correction route) needs the row log-sum-exp of the
 *unbiased* attention to correct it exactly inside the bias windows, and a backward that

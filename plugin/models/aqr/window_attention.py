@@ -1,6 +1,6 @@
 """Attention restricted to each query's local windows: the AQR's LAM layer.
 
-MoME's Adaptive Query Router attends through a local attention mask (LAM): a query sees
+MoME's Adaptive Query Router (Park et al., CVPR 2025) attends through a local attention mask (LAM): a query sees
 only the keys in a square window around its BEV cell and in a square window around its
 pixel in the view that sees it. With the dense boolean [B, Q, K] mask
 that costs O(Q * K) memory and time; gathering every query's window keys costs

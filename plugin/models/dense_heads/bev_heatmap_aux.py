@@ -1,4 +1,5 @@
-"""Auxiliary class-heatmap loss on the LiDAR BEV map (CenterPoint-style Gaussian targets).
+"""Auxiliary class-heatmap loss on the LiDAR BEV map (Gaussian targets as in
+CenterPoint: Yin et al., "Center-based 3D Object Detection and Tracking", CVPR 2021).
 
 CMT's BEV features are otherwise trained only through the sparse set-prediction losses of
 the few matched queries; a dense per-cell heatmap loss (CenterPoint, Yin et al. CVPR 2021;

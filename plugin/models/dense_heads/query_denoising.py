@@ -1,4 +1,5 @@
-"""Query denoising (DN-DETR, as used by CMT) for 3D reference points.
+"""Query denoising (DN-DETR: Li et al., CVPR 2022, as used by CMT) for 3D
+reference points.
 
 Each ground-truth box gives `num_groups` noisy copies of its centre (noise up to
 `box_noise_scale` x half its size per axis). Copies whose relative noise norm exceeds

@@ -1,4 +1,5 @@
-"""Output branches of the CMT head: decoder features -> centre, height, dim, rot, vel, cls.
+"""Output branches of the CMT head: decoder features -> centre, height, dim, rot, vel, cls
+(CMT: Yan et al., ICCV 2023, github.com/junjie18/CMT).
 
 Two registered variants, chosen by `CmtHead(task_head=dict(type=...))`; the head adds
 `embed_dims`, `heads` and `num_layers`:

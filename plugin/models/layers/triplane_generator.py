@@ -1,4 +1,5 @@
-"""Triplane generator (after MoReMouse's triplane tokenizer + upsampler, Table A3 sizes).
+"""Triplane generator (after MoReMouse's triplane tokenizer + upsampler, Table A3 sizes;
+Zhong et al., "MoReMouse: Monocular Reconstruction of Laboratory Mouse", arXiv:2507.04258).
 
     planes = generator(context)    # context [B, N, context_dim] -> [B, 3, C, T, T]
 

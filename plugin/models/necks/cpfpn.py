@@ -1,4 +1,5 @@
-"""CPFPN: the light FPN of PETR/CMT ("cheap" FPN).
+"""CPFPN: the light ("cheap") FPN of PETR (Liu et al., ECCV 2022) and CMT (Yan et al.,
+ICCV 2023; github.com/junjie18/CMT).
 
 Like mmdet's FPN (1x1 laterals, top-down nearest upsampling and addition) but with a 3x3
 output convolution only on the finest level, the one the CMT head reads (stride 16 for

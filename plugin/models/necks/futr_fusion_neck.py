@@ -1,6 +1,7 @@
 """FuTr-style camera <-> BEV fusion neck, memory-safe and calibrated.
 
-After FuTr3D. A naive FuTr block lets every BEV token attend to the camera tokens: O(HW)
+After FUTR3D (Chen et al., "FUTR3D: A Unified Sensor Fusion Framework for 3D Detection",
+CVPR Workshops 2023). A naive FuTr block lets every BEV token attend to the camera tokens: O(HW)
 queries, so memory grows with the BEV grid and the batch until it runs out. Reversing the
 direction fixes memory but leaves fusion global (one FiLM vector per batch, no geometry,
 no camera identity). Here:

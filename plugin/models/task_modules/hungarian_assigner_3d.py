@@ -1,4 +1,5 @@
-"""One-to-one assignment of queries to 3D ground truth (DETR3D / CMT).
+"""One-to-one assignment of queries to 3D ground truth (DETR3D: Wang et al., CoRL 2021;
+CMT: Yan et al., ICCV 2023).
 
 Cost = focal classification cost (mmdet's FocalLossCost, weight 2.0 in CMT) + L1 on the
 first 8 box codes (centre, log size, sin/cos; weight 0.25), each code scaled by

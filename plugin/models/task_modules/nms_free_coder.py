@@ -1,4 +1,5 @@
-"""NMS-free decoding of set predictions (DETR3D / CMT): top-k over queries x classes."""
+"""NMS-free decoding of set predictions (DETR3D: Wang et al., CoRL 2021, as in
+CMT): top-k over queries x classes."""
 from typing import Dict, Optional, Sequence
 
 import torch

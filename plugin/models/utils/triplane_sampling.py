@@ -1,4 +1,5 @@
-"""Features of 3D points from a triplane (EG3D-style): bilinear samples
+"""Features of 3D points from a triplane (as in EG3D: Chan et al., "Efficient
+Geometry-aware 3D Generative Adversarial Networks", CVPR 2022): bilinear samples
 of the XY, XZ and YZ planes at the point's normalised coordinates, summed (or concatenated).
 
 Plane layout, as `TriplaneGenerator` writes it: plane p has rows along axis PLANE_AXES[p][1]
