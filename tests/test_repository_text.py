@@ -6,7 +6,7 @@ import re
 
 from tests.helpers.repo import REPO
 
-PATTERN = re.compile(r'DESIGN\.md|seed note|issue #\d|\(#\d+\)|\bsessions?\b(?! *=|\'|")', re.IGNORECASE)
+PATTERN = re.compile(r'DESIGN\.md|seed note|design note \d|issue #\d|\(#\d+\)|\bsessions?\b(?! *=|\'|")', re.IGNORECASE)
 DIRS = ('plugin', 'tools', 'configs', 'projects', 'tests', 'docs')
 SUFFIXES = ('.py', '.sh', '.md', '.cpp', '.txt', '.cfg', '.toml')
 # pytest's fixture scope and this file's own pattern are not about work sessions

@@ -13,7 +13,8 @@ FULL = ['configs/cmt/cmt_voxel0100_r50-800x320_8xb4-cyclic-20e_nus-3d.py',
         'configs/cmt/cmt_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py']
 AQR = 'configs/aqr/cmt-aqr_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
 NECKS = ['configs/futr/cmt-futr_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py',
-         'configs/sparsebev/cmt-sparsebev_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py']
+         'configs/sparsebev/cmt-sparsebev_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py',
+         'configs/sparsebev/cmt-futr-sparsebev_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py']
 TRIPLANE = 'configs/triplane/cmt-triplane_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
 
 

@@ -1,4 +1,5 @@
 """A tiny synthetic CMT config for tests that train, and a fixed-batch training loop."""
+import copy
 import os.path as osp
 
 import torch
@@ -53,7 +54,9 @@ def fit_fixed_batch(cfg, steps, autocast_dtype=None, after_backward=None):
     history = []
     for step in range(steps):
         with torch.autocast('cpu', dtype=autocast_dtype or torch.float32, enabled=autocast_dtype is not None):
-            losses = model.loss(batch['inputs'], batch['data_samples'])
+            # a fresh copy each step: mmdet3d's PillarFeatureNet (legacy=True) rewrites the
+            # voxels' xyz in place, so the same tensors fed twice are not the same batch
+            losses = model.loss(copy.deepcopy(batch['inputs']), batch['data_samples'])
         loss = sum(losses.values())
         assert torch.isfinite(loss)
         optim.zero_grad()

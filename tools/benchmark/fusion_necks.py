@@ -2,6 +2,7 @@
 
     python tools/benchmark/fusion_necks.py                   # batches 1 2 4, both comparisons
     python tools/benchmark/fusion_necks.py --batches 1 2 --skip-naive
+    python tools/benchmark/fusion_necks.py --batches 1 4 16 32 --methods naive futr --max-mb 20000
 
 Forward + backward (gradients for the BEV map, the image maps and the parameters) at a
 200 x 200 BEV of 256 channels, 6 cameras with 8 x 22 maps of 256 channels (a 704 x 256
@@ -14,7 +15,9 @@ input at stride 32), on a ring rig whose cameras look outwards:
 Each case runs in its own process (peak resident set on CPU, peak allocation on CUDA, above
 what the inputs hold); figures are printed as ratios measured in the same run: FuTr against
 the naive block (target: <= 1/10 of its memory at batch 4, growing linearly with batch),
-SparseBEV at 10% against 100% (target: >= 5x less time and memory).
+SparseBEV at 10% against 100% (target: >= 5x less time and memory). A case whose memory,
+extrapolated linearly from the same method's largest measured batch, would exceed
+`--max-mb` is not run: its row shows the extrapolation, marked as such.
 """
 import argparse
 import json
@@ -106,7 +109,11 @@ def run_case(method: str, batch: int, device: str, repeats: int) -> dict:
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--batches', type=int, nargs='+', default=[1, 2, 4])
-    parser.add_argument('--skip-naive', action='store_true', help='the naive block needs ~10 GB at batch 4')
+    parser.add_argument('--skip-naive', action='store_true', help='the naive block needs ~16 GB at batch 4')
+    parser.add_argument('--methods', nargs='+', choices=['naive', 'futr', 'sparse10', 'sparse100'],
+                        help='default: all (naive unless --skip-naive)')
+    parser.add_argument('--max-mb', type=float, default=float('inf'),
+                        help='skip (and extrapolate) cases expected to need more memory than this')
     parser.add_argument('--repeats', type=int, default=2)
     parser.add_argument('--rounds', type=int, default=1, help='interleaved rounds (the median time is kept)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
@@ -117,14 +124,22 @@ def main():
         print(json.dumps(run_case(method, int(batch), args.device, args.repeats)))
         return
 
-    methods = (['naive'] if not args.skip_naive else []) + ['futr', 'sparse10', 'sparse100']
+    methods = args.methods or ((['naive'] if not args.skip_naive else []) + ['futr', 'sparse10', 'sparse100'])
+    if 'sparse10' in methods and 'sparse100' not in methods or 'sparse100' in methods and 'sparse10' not in methods:
+        parser.error('--methods: sparse10 and sparse100 are compared with each other; give both or neither')
+    args.batches = sorted(args.batches)
     runs = {(m, b): [] for m in methods for b in args.batches}
+    res = {}
     for _ in range(args.rounds):
         for key in runs:
+            expected = _extrapolated(res, *key)
+            if expected is not None and expected['peak_mb'] > args.max_mb:
+                res[key] = expected
+                continue
             runs[key].append(run_in_child(__file__, ['--case', f'{key[0]},{key[1]}', '--device', args.device,
                                                       '--repeats', args.repeats]))
-    res = {k: dict(time_s=median(r['time_s'] for r in v), peak_mb=max(r['peak_mb'] for r in v))
-           for k, v in runs.items()}
+            res[key] = dict(time_s=median(r['time_s'] for r in runs[key]),
+                            peak_mb=max(r['peak_mb'] for r in runs[key]), extrapolated=False)
     print(f'device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}; BEV {BEV} x {BEV_C}, '
           f'{VIEWS} views of {IMG_HW} x {IMG_C}; forward + backward')
     print('| batch | method | time (s) | peak extra memory (MB) | comparison |')
@@ -143,7 +158,19 @@ def main():
                 full = res[('sparse100', b)]
                 note = (f'vs keep 100%: time 1/{full["time_s"] / r["time_s"]:.1f}, '
                         f'memory 1/{full["peak_mb"] / r["peak_mb"]:.1f}')
-            print(f'| {b} | {m} | {r["time_s"]:.2f} | {r["peak_mb"]:.0f} | {note} |', flush=True)
+            mark = ' (extrapolated, not run)' if r['extrapolated'] else ''
+            print(f'| {b} | {m}{mark} | {r["time_s"]:.2f} | {r["peak_mb"]:.0f} | {note} |', flush=True)
+
+
+def _extrapolated(res: dict, method: str, batch: int):
+    """Time and memory of (method, batch) scaled linearly from the method's largest
+    measured smaller batch; None before any."""
+    measured = [b for (m, b), r in res.items() if m == method and b < batch and not r['extrapolated']]
+    if not measured:
+        return None
+    ref = res[(method, max(measured))]
+    scale = batch / max(measured)
+    return dict(time_s=ref['time_s'] * scale, peak_mb=ref['peak_mb'] * scale, extrapolated=True)
 
 
 if __name__ == '__main__':

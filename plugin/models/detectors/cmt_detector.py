@@ -3,7 +3,8 @@
 LiDAR: voxelisation (the data preprocessor) -> voxel encoder -> middle encoder -> backbone
 -> neck = one BEV map. Cameras: [B, V, 3, H, W] -> backbone -> neck = one stride-s map per
 view. An optional `fusion_neck` (FuTr or SparseBEV) may then rewrite the BEV map given the image
-maps and the calibration: `bev = fusion_neck(bev, img_feats, img_metas)`. An optional
+maps and the calibration: `bev = fusion_neck(bev, img_feats, img_metas)`; a list of necks
+is applied in its order (e.g. SparseBEV's local sampling, then FuTr's camera FiLM). An optional
 `triplane` neck then builds three feature planes from both and fuses the XY
 plane into the BEV map: `bev, planes = triplane(bev, img_feats, img_metas)`; the head
 samples the planes at its queries' reference points (`pts_bbox_head.triplane_cfg`). The
@@ -14,10 +15,10 @@ in float32 under mixed precision, as official CMT runs its voxel encoder, sparse
 head (their inputs are cast to float32 and autocast is off inside them); the head's loss,
 with its Hungarian matching, runs in float32 with it.
 """
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mmdet3d.models.detectors import MVXTwoStageDetector
 from mmdet3d.registry import MODELS
@@ -31,7 +32,7 @@ class CmtDetector(MVXTwoStageDetector):
 
     FP32_CAPABLE = ('pts_voxel_encoder', 'pts_middle_encoder', 'pts_bbox_head')
 
-    def __init__(self, fusion_neck: Optional[dict] = None, triplane: Optional[dict] = None,
+    def __init__(self, fusion_neck: Union[dict, Sequence[dict], None] = None, triplane: Optional[dict] = None,
                  fp32_modules: Sequence[str] = (), **kwargs):
         super().__init__(**kwargs)
         unknown = set(fp32_modules) - set(self.FP32_CAPABLE)
@@ -39,7 +40,11 @@ class CmtDetector(MVXTwoStageDetector):
             raise ValueError(f'model.fp32_modules: {sorted(unknown)} cannot run in fp32 islands; '
                              f'choose from {list(self.FP32_CAPABLE)}')
         self.fp32_modules = tuple(fp32_modules)
-        self.fusion_neck = MODELS.build(fusion_neck) if fusion_neck else None
+        # one neck keeps its checkpoint keys (fusion_neck.*); a list is fusion_neck.0.*, ...
+        if isinstance(fusion_neck, (list, tuple)):
+            self.fusion_neck = nn.ModuleList([MODELS.build(cfg) for cfg in fusion_neck]) if fusion_neck else None
+        else:
+            self.fusion_neck = MODELS.build(fusion_neck) if fusion_neck else None
         self.triplane = MODELS.build(triplane) if triplane else None
         head_reads = getattr(self.pts_bbox_head, 'triplane_query', None) is not None
         if head_reads and self.triplane is None:
@@ -101,7 +106,8 @@ class CmtDetector(MVXTwoStageDetector):
         if batch_inputs_dict.get('voxels') is not None and self.with_pts_backbone:
             bev = self.extract_pts_feat(batch_inputs_dict['voxels'], batch_input_metas=batch_input_metas)[0]
         if self.fusion_neck is not None and bev is not None and img_feats is not None:
-            bev = self.fusion_neck(bev, img_feats, batch_input_metas, geometry=geometry)
+            for neck in (self.fusion_neck if isinstance(self.fusion_neck, nn.ModuleList) else [self.fusion_neck]):
+                bev = neck(bev, img_feats, batch_input_metas, geometry=geometry)
         planes = None
         if self.triplane is not None and (bev is not None or img_feats is not None):
             bev, planes = self.triplane(bev, img_feats, batch_input_metas, geometry=geometry)

@@ -6,11 +6,14 @@ queries, so memory grows with the BEV grid and the batch until it runs out. Reve
 direction fixes memory but leaves fusion global (one FiLM vector per batch, no geometry,
 no camera identity). Here:
 
-* camera -> BEV (`use_film`): each view is pooled to a small grid of camera tokens, plus an
-  embedding of that camera's optical centre and viewing direction (read from lidar2img).
-  The camera tokens are the queries, the (optionally average-pooled) BEV tokens keys and
-  values: cost O(V * T * HW / pool^2), never O(HW^2), never BEV-as-queries. Each camera's
-  attended tokens give its own FiLM (scale, shift) of the BEV channels; cameras are
+* camera -> BEV (`use_film`): each view is pooled to a small grid of camera tokens. Each
+  token carries an embedding of its geometry, all read from lidar2img: the unit ray (LiDAR
+  frame) through the centre of its pooling cell, and its camera's optical centre and
+  viewing direction; so a token knows where it looks, whatever the rig. The camera tokens
+  go through a transformer block (`CameraTokenBlock`: cross-attention to the (optionally
+  average-pooled) BEV tokens, residual, LayerNorm, FFN, residual, LayerNorm; post-norm):
+  cost O(V * T * HW / pool^2), never O(HW^2), never BEV-as-queries. Each camera's
+  tokens, averaged, give its own FiLM (scale, shift) of the BEV channels; cameras are
   combined per BEV cell, `film_combine='gated'` by a learned gate times that camera's
   visibility of the cell, or `'sum'` (every camera on every cell). Scale and shift start at
   zero, so the neck starts as the identity on this path.
@@ -32,10 +35,11 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 
+from ..layers.camera_token_block import CameraTokenBlock
 from ..utils.camera_geometry import CameraGeometry
 from ..utils.grids import bev_cell_centres, cell_centres
 from ..utils.image_sampling import sample_image_features
-from ..utils.projection import project_points
+from ..utils.projection import pixel_rays, project_points
 
 
 def project_bev_cells(geometry: CameraGeometry, bev_shape: Sequence[int], pc_range: Sequence[float],
@@ -76,6 +80,7 @@ class FuTrFusionNeck(BaseModule):
             covers its x / y extent.
         embed_dims: width of the attention and of the sampled camera features.
         num_heads: heads of the camera -> BEV attention.
+        ffn_channels: hidden width of the camera-token block's FFN (default 2 x embed_dims).
         cam_pool_size: (rows, cols) each view is pooled to: its camera tokens.
         bev_pool: average-pooling factor of the BEV keys / values (1 = none).
         heights: heights (metres, LiDAR frame) at which BEV cell centres are projected.
@@ -86,7 +91,8 @@ class FuTrFusionNeck(BaseModule):
     def __init__(self, bev_channels: int, img_channels: int, pc_range: Sequence[float],
                  embed_dims: int = 128, num_heads: int = 4, cam_pool_size: Tuple[int, int] = (8, 8),
                  bev_pool: int = 2, heights: Sequence[float] = (-1.0, 0.0, 1.0), use_film: bool = True,
-                 use_spatial: bool = True, film_combine: str = 'gated', init_cfg=None):
+                 use_spatial: bool = True, film_combine: str = 'gated', ffn_channels: Optional[int] = None,
+                 init_cfg=None):
         super().__init__(init_cfg)
         if not (use_film or use_spatial):
             raise ValueError('FuTrFusionNeck: use_film and use_spatial are both False (nothing to fuse)')
@@ -100,16 +106,14 @@ class FuTrFusionNeck(BaseModule):
         self.cam_pool_size, self.bev_pool = tuple(cam_pool_size), int(bev_pool)
         self.use_film, self.use_spatial, self.film_combine = use_film, use_spatial, film_combine
         if use_film:
-            tokens = self.cam_pool_size[0] * self.cam_pool_size[1]
             self.cam_proj = nn.Linear(img_channels, embed_dims)
-            self.cam_token_pos = nn.Parameter(torch.zeros(tokens, embed_dims))
-            self.pose_embed = nn.Sequential(nn.Linear(6, embed_dims), nn.ReLU(inplace=True),
-                                            nn.Linear(embed_dims, embed_dims))
+            # a token's ray (3), its camera's normalised centre (3) and viewing direction (3)
+            self.ray_embed = nn.Sequential(nn.Linear(9, embed_dims), nn.ReLU(inplace=True),
+                                           nn.Linear(embed_dims, embed_dims))
             self.bev_proj = nn.Linear(bev_channels, embed_dims)
             self.bev_pos = nn.Sequential(nn.Linear(2, embed_dims), nn.ReLU(inplace=True),
                                          nn.Linear(embed_dims, embed_dims))
-            self.attn = nn.MultiheadAttention(embed_dims, num_heads, batch_first=True)
-            self.attn_norm = nn.LayerNorm(embed_dims)
+            self.token_block = CameraTokenBlock(embed_dims, num_heads, ffn_channels or 2 * embed_dims)
             self.film = nn.Linear(embed_dims, 2 * bev_channels)
             if film_combine == 'gated':
                 self.gate = nn.Conv2d(bev_channels, 1, 1)
@@ -123,7 +127,6 @@ class FuTrFusionNeck(BaseModule):
             # zero FiLM: the camera -> BEV path starts as the identity
             nn.init.zeros_(self.film.weight)
             nn.init.zeros_(self.film.bias)
-            nn.init.normal_(self.cam_token_pos, std=0.02)
 
     def forward(self, bev: Tensor, img_feats: Tensor, img_metas: List[dict],
                 geometry: Optional[CameraGeometry] = None) -> Tensor:
@@ -145,22 +148,32 @@ class FuTrFusionNeck(BaseModule):
             out = self._film(out, bev, img_feats, geometry, visibility)
         return out
 
+    def token_geometry(self, geometry: CameraGeometry) -> Tensor:
+        """[B, V, T, 9] per camera token: the unit ray (LiDAR frame) through the centre of its
+        pooling cell (a pixel of the padded input image), then its camera's optical centre
+        normalised to pc_range and its unit viewing direction."""
+        lidar2img = geometry.lidar2img
+        b, v = lidar2img.shape[:2]
+        rows, cols = self.cam_pool_size
+        height, width = geometry.input_shape
+        uv = cell_centres(rows, cols, lidar2img.device, lidar2img.dtype, extent=(width, height))      # [T, 2]
+        rays = pixel_rays(uv.expand(b, v, -1, -1), lidar2img)                                    # [B, V, T, 3]
+        centre, axis = geometry.poses()
+        lo, hi = lidar2img.new_tensor(self.pc_range[:3]), lidar2img.new_tensor(self.pc_range[3:])
+        pose = torch.cat([(centre - lo) / (hi - lo), axis], -1)[:, :, None].expand(-1, -1, rows * cols, -1)
+        return torch.cat([rays, pose], -1)
+
     def _film(self, out: Tensor, bev: Tensor, img_feats: Tensor, geometry: CameraGeometry,
               visibility: Tensor) -> Tensor:
         b, v = img_feats.shape[:2]
-        # camera tokens: pooled grid + token position + this camera's pose
+        # camera tokens: the pooled grid + the embedding of each token's ray and camera pose
         cam = F.adaptive_avg_pool2d(img_feats.flatten(0, 1), self.cam_pool_size).flatten(2).transpose(1, 2)
-        cam = self.cam_proj(cam).unflatten(0, (b, v)) + self.cam_token_pos                  # [B, V, T, E]
-        centre, axis = geometry.poses()
-        extent = bev.new_tensor(self.pc_range[3:]) - bev.new_tensor(self.pc_range[:3])
-        pose = torch.cat([(centre - bev.new_tensor(self.pc_range[:3])) / extent, axis], -1)
-        cam = cam + self.pose_embed(pose)[:, :, None]
+        cam = self.cam_proj(cam).unflatten(0, (b, v)) + self.ray_embed(self.token_geometry(geometry))  # [B, V, T, E]
         # BEV keys / values (pooled), with their normalised cell positions
         kv = F.avg_pool2d(bev, self.bev_pool) if self.bev_pool > 1 else bev
         hk, wk = kv.shape[-2:]
         kv = self.bev_proj(kv.flatten(2).transpose(1, 2)) + self.bev_pos(cell_centres(hk, wk, bev.device, bev.dtype))
-        attended, _ = self.attn(cam.flatten(1, 2), kv, kv, need_weights=False)            # [B, V*T, E]
-        per_cam = self.attn_norm(attended).unflatten(1, (v, -1)).mean(2)                   # [B, V, E]
+        per_cam = self.token_block(cam.flatten(1, 2), kv).unflatten(1, (v, -1)).mean(2)   # [B, V, E]
         scale, shift = self.film(per_cam).chunk(2, -1)                                     # [B, V, C] each
         if self.film_combine == 'sum':
             return out * (1 + scale.sum(1)[..., None, None]) + shift.sum(1)[..., None, None]

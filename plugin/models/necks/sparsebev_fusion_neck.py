@@ -9,6 +9,12 @@ learned weights, average over the views that see them, and add the result to the
 Everything else passes through unchanged, so time and memory of the fusion scale with
 the kept cells, not with the grid. The scorer's sigmoid gates each kept cell's update,
 which is what trains the scorer (top-k itself has no gradient).
+
+Sparse sampling is local: a cell learns only what its few sampling points see. With
+`global_film=True` a global camera -> BEV path conditions every cell as well: each view's
+image map is average-pooled to one vector, the views are averaged, and an MLP gives a
+per-channel FiLM (scale, shift) of the whole BEV map (FiLM: Perez et al., AAAI 2018). Its
+last layer starts at zero, so the path starts as the identity.
 """
 from typing import List, Optional, Sequence
 
@@ -38,11 +44,12 @@ class SparseBEVFusionNeck(BaseModule):
         heights: heights (metres, LiDAR frame) of the sampling points.
         max_offset: largest x / y offset of a sampling point from its cell centre (metres);
             default: one cell.
+        global_film: add the global camera -> BEV FiLM (see the module docstring).
     """
 
     def __init__(self, bev_channels: int, img_channels: int, pc_range: Sequence[float], embed_dims: int = 128,
                  keep_ratio: float = 0.1, num_points: int = 4, heights: Sequence[float] = (-1.0, 0.0, 1.0),
-                 max_offset: Optional[float] = None, init_cfg=None):
+                 max_offset: Optional[float] = None, global_film: bool = False, init_cfg=None):
         super().__init__(init_cfg)
         if not 0.0 < float(keep_ratio) <= 1.0:
             raise ValueError(f'SparseBEVFusionNeck.keep_ratio must be in (0, 1], got {keep_ratio!r}')
@@ -58,6 +65,10 @@ class SparseBEVFusionNeck(BaseModule):
         self.point_weights = nn.Linear(bev_channels, points)
         self.img_proj = nn.Conv2d(img_channels, embed_dims, 1)
         self.out_proj = nn.Sequential(nn.Linear(embed_dims, bev_channels), nn.LayerNorm(bev_channels))
+        self.global_film = bool(global_film)
+        if self.global_film:
+            self.film = nn.Sequential(nn.Linear(img_channels, embed_dims), nn.ReLU(inplace=True),
+                                      nn.Linear(embed_dims, 2 * bev_channels))
 
     def init_weights(self):
         super().init_weights()
@@ -67,6 +78,10 @@ class SparseBEVFusionNeck(BaseModule):
         ring = torch.stack([angles.cos(), angles.sin()], -1) * 0.5                          # [P, 2], in tanh units
         with torch.no_grad():
             self.offsets.bias.copy_(torch.atanh(ring).repeat(len(self.heights), 1).flatten())
+        if self.global_film:
+            # zero FiLM: the global path starts as the identity
+            nn.init.zeros_(self.film[-1].weight)
+            nn.init.zeros_(self.film[-1].bias)
 
     def num_kept(self, num_cells: int) -> int:
         return max(1, min(num_cells, int(round(self.keep_ratio * num_cells))))
@@ -115,4 +130,8 @@ class SparseBEVFusionNeck(BaseModule):
         gate = torch.sigmoid(torch.gather(score, 1, keep))[..., None]
         # scatter the updates back; every other cell passes through unchanged
         update = torch.zeros_like(flat).scatter(1, keep[..., None].expand(-1, -1, c), gate * fused)
-        return bev + update.transpose(1, 2).view(b, c, h, w)
+        out = bev + update.transpose(1, 2).view(b, c, h, w)
+        if self.global_film:
+            scale, shift = self.film(img_feats.mean((1, 3, 4))).chunk(2, -1)                 # [B, C] each
+            out = out * (1 + scale[..., None, None]) + shift[..., None, None]
+        return out

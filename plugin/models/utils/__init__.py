@@ -5,11 +5,11 @@ from .image_sampling import sample_image_features
 from .position_embedding import (BEVPositionEmbedding, CameraRayEmbedding, depth_bins,
                                  sine_embedding)
 from .projection import (camera_poses, denormalize_points, inside_image, lift_pixels, normalize_points,
-                         project_points, visible_mask)
+                         pixel_rays, project_points, visible_mask)
 from .strict_pretrained import StrictPretrained
 from .triplane_sampling import PLANE_AXES, sample_triplane
 
 __all__ = ['StrictPretrained', 'sample_bev', 'BEVPositionEmbedding', 'CameraRayEmbedding', 'depth_bins', 'sine_embedding',
            'CameraGeometry', 'bev_cell_centres', 'bev_cells', 'first_view_cells', 'cell_centres',
            'sample_image_features', 'camera_poses', 'denormalize_points', 'inside_image', 'lift_pixels',
-           'normalize_points', 'project_points', 'visible_mask', 'PLANE_AXES', 'sample_triplane']
+           'normalize_points', 'pixel_rays', 'project_points', 'visible_mask', 'PLANE_AXES', 'sample_triplane']

@@ -86,6 +86,14 @@ def denormalize_points(points: Tensor, pc_range: Sequence[float]) -> Tensor:
     return points * (hi - lo) + lo
 
 
+def pixel_rays(uv: Tensor, lidar2img: Tensor) -> Tensor:
+    """Unit directions [B, V, N, 3] (LiDAR frame) of the camera rays through pixels uv
+    [B, V, N, 2]: from each view's optical centre to the pixel's point at depth 1."""
+    centre, _ = camera_poses(lidar2img)
+    points = lift_pixels(uv, uv.new_ones(1), lidar2img)[..., 0, :]                  # [B, V, N, 3]
+    return torch.nn.functional.normalize(points - centre[:, :, None], dim=-1)
+
+
 def camera_poses(lidar2img: Tensor) -> Tuple[Tensor, Tensor]:
     """Each view's optical centre [B, V, 3] and unit viewing direction [B, V, 3] in the
     LiDAR frame, read from lidar2img alone: for P = K [R | t] the centre solves

@@ -15,7 +15,7 @@ SYNTHETIC = osp.join(REPO, 'configs/synthetic')
 BASE = osp.join(SYNTHETIC, 'cmt_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py')
 AQR = osp.join(SYNTHETIC, 'cmt-aqr_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py')
 NECKS = [osp.join(SYNTHETIC, f'cmt-{name}_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py')
-         for name in ('futr', 'sparsebev', 'triplane')]
+         for name in ('futr', 'sparsebev', 'futr-sparsebev', 'triplane')]
 
 
 def _with(pipeline, transforms):

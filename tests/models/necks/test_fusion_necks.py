@@ -1,7 +1,8 @@
 """FuTr and SparseBEV fusion necks on a hand-built camera rig: shapes, the
 spatial path against an independent numpy pinhole projection, no NaN for cells no camera
 sees or blank cameras, gradients to both inputs, the zero-initialised FiLM being the
-identity, and SparseBEV touching only its kept cells."""
+identity, FuTr's camera tokens carrying their ray and pose, SparseBEV touching only its
+kept cells, and its global FiLM."""
 import numpy as np
 import pytest
 import torch
@@ -209,3 +210,70 @@ def test_necks_projection_matches_devkit_under_augmentation(nusc, synthetic_root
             assert bool(seen[v, j]) == inside
             compared += 1
     assert compared >= 5 and seen.any()
+
+
+def _token_block_inputs(neck, bev, img, meta):
+    """The camera tokens that enter FuTr's camera-token block."""
+    seen = []
+    handle = neck.token_block.register_forward_pre_hook(lambda m, args: seen.append(args[0].detach()))
+    neck(bev, img, meta)
+    handle.remove()
+    return seen[0]
+
+
+def test_futr_token_embedding_follows_lidar2img_not_image_content():
+    """A token = its pooled image feature + the embedding of its geometry: the embedding
+    part is the same for any image content, and changes when the rig turns."""
+    import torch.nn.functional as F
+    neck = build('FuTrFusionNeck', cam_pool_size=(2, 3), num_heads=2, use_spatial=False)
+    bev, img = inputs()
+    other = torch.randn_like(img)
+
+    def embedding(images, meta):
+        tokens = _token_block_inputs(neck, bev, images, meta)
+        pooled = F.adaptive_avg_pool2d(images.detach().flatten(0, 1), (2, 3)).flatten(2).transpose(1, 2)
+        return tokens - neck.cam_proj(pooled).detach().unflatten(0, images.shape[:2]).flatten(1, 2)
+    base = embedding(img, metas())
+    torch.testing.assert_close(embedding(other, metas()), base, atol=1e-5, rtol=0)
+    turned = embedding(img, metas(yaws=(10.0, 100.0, 190.0)))
+    assert (turned - base).abs().amax() > 1e-3
+
+
+def test_futr_token_rays_point_through_the_pooling_cells():
+    """The rays of a camera looking along +x: the centre column's rays have y = 0 (up to the
+    rig's principal point), the left column looks to +y, the top row up (+z)."""
+    neck = build('FuTrFusionNeck', cam_pool_size=(2, 3), num_heads=2, use_spatial=False)
+    geometry = CameraGeometry.from_metas(metas(batch=1, yaws=(0.0,)), num_views=1)
+    geo = neck.token_geometry(geometry)[0, 0]                                       # [T, 9]
+    rays = geo[:, :3].view(2, 3, 3)
+    torch.testing.assert_close(rays.norm(dim=-1), torch.ones(2, 3))
+    assert (rays[..., 0] > 0).all()                                                  # all look forward
+    assert (rays[:, 0, 1] > 0).all() and (rays[:, 2, 1] < 0).all()                  # left column: +y
+    assert (rays[0, :, 2] > 0).all() and (rays[1, :, 2] < 0).all()                  # top row: up
+    torch.testing.assert_close(rays[:, 1, 1], torch.zeros(2), atol=1e-6, rtol=0)
+    torch.testing.assert_close(geo[0, 6:], torch.tensor([1.0, 0.0, 0.0]), atol=1e-6, rtol=0)
+
+
+def test_sparsebev_global_film_starts_as_identity_and_learns():
+    torch.manual_seed(0)
+    plain = build('SparseBEVFusionNeck', num_points=2)
+    film = build('SparseBEVFusionNeck', num_points=2, global_film=True)
+    film.load_state_dict(plain.state_dict(), strict=False)
+    bev, img = inputs()
+    out = film(bev, img, metas())
+    torch.testing.assert_close(out, plain(bev, img, metas()), atol=0, rtol=0)
+    out.pow(2).mean().backward()
+    assert film.film[-1].weight.grad.abs().sum() > 0
+    opt = torch.optim.SGD(film.film.parameters(), lr=0.1)
+    with torch.no_grad():
+        before = float(film(bev, img, metas()).pow(2).mean())
+    for _ in range(3):
+        opt.zero_grad()
+        loss = film(bev, img, metas()).pow(2).mean()
+        loss.backward()
+        opt.step()
+    after = film(bev, img, metas())
+    assert float(after.pow(2).mean()) < before                      # the path learns what the loss asks
+    # global: one (scale, shift) per channel for the whole map, driven by the images
+    changed = film(bev, torch.randn_like(img), metas()) - after
+    assert changed.abs().amax() > 0

@@ -1,9 +1,9 @@
-"""The projection helper (project, visibility, lifted rays) against a numpy pinhole model."""
+"""The projection helper (project, visibility, lifted points, pixel rays) against a numpy pinhole model."""
 import numpy as np
 import torch
 
 import plugin  # noqa: F401
-from plugin.models.utils import lift_pixels, project_points, visible_mask
+from plugin.models.utils import lift_pixels, pixel_rays, project_points, visible_mask
 from tests.helpers.pinhole_cameras import pinhole_camera, stack_lidar2img
 
 
@@ -35,3 +35,15 @@ def test_lifted_rays_match_inverse_pinhole_geometry():
             for j, d in enumerate(depths.numpy()):
                 cam = d * np.linalg.inv(k) @ np.array([u, w, 1.0])   # point on the ray at depth d
                 np.testing.assert_allclose(pts[v, n, j], r.T @ (cam - t), atol=1e-8)
+
+
+def test_pixel_rays_are_the_rotated_inverse_intrinsics():
+    """The ray through pixel (u, v) has the LiDAR-frame direction R^T K^-1 (u, v, 1),
+    normalised, whatever the camera's position."""
+    cams = [pinhole_camera(30, t=(1.0, -2.0, 1.5)), pinhole_camera(-120, f=300.0)]
+    uv = torch.tensor([[[[100.0, 50.0], [320.0, 180.0], [600.0, 300.0]]] * 2], dtype=torch.float64)
+    rays = pixel_rays(uv, stack_lidar2img(cams))[0].numpy()                     # [V, N, 3]
+    for v, (l2c, k) in enumerate(cams):
+        for n, (u, w) in enumerate(uv[0, v].numpy()):
+            d = l2c[:3, :3].T @ np.linalg.inv(k) @ np.array([u, w, 1.0])
+            np.testing.assert_allclose(rays[v, n], d / np.linalg.norm(d), atol=1e-9)
