@@ -48,13 +48,14 @@ def test_every_package_directory_is_a_package():
 
 def test_the_tests_mirror_the_sources():
     """tests/models/aqr/ holds the tests of plugin/models/aqr/, tests/tools/ those of tools/,
-    tests/configs/ those of configs/; shared helpers are in tests/helpers/."""
+    tests/configs/ and tests/projects/ those of configs/ and projects/; shared helpers are in
+    tests/helpers/."""
     stray = []
     for root, _, names in os.walk(osp.join(REPO, 'tests')):
         rel = osp.relpath(root, osp.join(REPO, 'tests'))
         if rel == '.' or '__pycache__' in rel or rel.split(os.sep)[0] == 'helpers':
             continue
-        sources = [osp.join(REPO, 'plugin', rel)] + [osp.join(REPO, rel) for top in ('tools', 'configs')
+        sources = [osp.join(REPO, 'plugin', rel)] + [osp.join(REPO, rel) for top in ('tools', 'configs', 'projects')
                                                       if rel.split(os.sep)[0] == top]
         if not any(osp.isdir(s) for s in sources):
             stray.append(rel)
