@@ -23,17 +23,9 @@ scenarios = dict(
 # calibration error at levels around one feature cell (projects/robustness/run_calibration_study.py):
 # every camera rotated by 0.5 / 1 / 2 / 4 degrees, or moved by 5 / 20 cm, and nothing else
 calibration_levels = {
-    'calib_0.5deg': dict(desc='every camera rotated by 0.5 deg',
-                         transforms=[dict(type='CalibrationNoise', rotation_deg=0.5, translation_cm=0.0, seed=0)]),
-    'calib_1deg': dict(desc='every camera rotated by 1 deg',
-                       transforms=[dict(type='CalibrationNoise', rotation_deg=1.0, translation_cm=0.0, seed=0)]),
-    'calib_2deg': dict(desc='every camera rotated by 2 deg',
-                       transforms=[dict(type='CalibrationNoise', rotation_deg=2.0, translation_cm=0.0, seed=0)]),
-    'calib_4deg': dict(desc='every camera rotated by 4 deg',
-                       transforms=[dict(type='CalibrationNoise', rotation_deg=4.0, translation_cm=0.0, seed=0)]),
-    'calib_5cm': dict(desc='every camera moved by 5 cm',
-                      transforms=[dict(type='CalibrationNoise', rotation_deg=0.0, translation_cm=5.0, seed=0)]),
-    'calib_20cm': dict(desc='every camera moved by 20 cm',
-                       transforms=[dict(type='CalibrationNoise', rotation_deg=0.0, translation_cm=20.0, seed=0)]),
+    **{f'calib_{deg:g}deg': dict(desc=f'every camera rotated by {deg:g} deg', transforms=[
+        dict(type='CalibrationNoise', rotation_deg=deg, translation_cm=0.0, seed=0)]) for deg in (0.5, 1.0, 2.0, 4.0)},
+    **{f'calib_{cm:g}cm': dict(desc=f'every camera moved by {cm:g} cm', transforms=[
+        dict(type='CalibrationNoise', rotation_deg=0.0, translation_cm=cm, seed=0)]) for cm in (5.0, 20.0)},
 }
 scenarios = dict(scenarios, **calibration_levels)
