@@ -32,7 +32,7 @@ from ..utils.grids import bev_cells, first_view_cells
 from ..utils.projection import denormalize_points
 from .key_layout import KeyLayout
 from .window_attention import local_window_attention
-from .window_size import split_window_size
+from .window_size import WindowSides, split_window_size
 
 
 class AQRWeights(NamedTuple):
@@ -51,6 +51,9 @@ class AQRWeightGenerator(BaseModule):
         embed_dims: query / memory channels (the head's embed_dims).
         pc_range: point-cloud range, to turn normalised reference points into metres.
         window_sizes: (BEV window, camera window) of the LAM, odd ints (MoME: 5 and 15).
+        window_sizes_m: (BEV, camera) windows in metres, each replacing its side in cells
+            where not None (see `window_size.py` for the conversion).
+        cam_reference_depth: depth (m) at which a camera window in metres is measured.
         num_heads: heads of the LAM cross-attention (4 by default).
         feedforward_channels: FFN hidden width (default 2 * embed_dims).
         dropout: dropout of the attention output and FFN.
@@ -60,9 +63,17 @@ class AQRWeightGenerator(BaseModule):
     def __init__(self, embed_dims: int, pc_range: Sequence[float],
                  window_sizes: Tuple[int, int] = (5, 15), num_heads: int = 4,
                  feedforward_channels: Optional[int] = None, dropout: float = 0.0,
-                 chunk_elements: int = 1 << 19, init_cfg=None):
+                 chunk_elements: int = 1 << 19, window_sizes_m: Optional[Sequence[Optional[float]]] = None,
+                 cam_reference_depth: float = 20.0, init_cfg=None):
         super().__init__(init_cfg)
-        self.window_sizes = split_window_size(tuple(window_sizes), 'aqr_cfg.window_sizes')
+        cells = split_window_size(tuple(window_sizes), 'aqr_cfg.window_sizes')
+        metres = tuple(window_sizes_m) if window_sizes_m is not None else (None, None)
+        if len(metres) != 2:
+            raise ValueError(f'aqr_cfg.window_sizes_m must be a (bev, camera) pair, got {window_sizes_m!r}')
+        self.sides = WindowSides.of(tuple(c if m is None else None for c, m in zip(cells, metres)), metres,
+                                    cam_reference_depth, ('aqr_cfg.window_sizes[0]', 'aqr_cfg.window_sizes[1]',
+                                                          'aqr_cfg.window_sizes_m[0]', 'aqr_cfg.window_sizes_m[1]'),
+                                    'aqr_cfg.cam_reference_depth')
         if embed_dims % num_heads:
             raise ValueError(f'aqr_cfg.num_heads={num_heads} does not divide embed_dims={embed_dims}')
         self.embed_dims, self.num_heads = embed_dims, num_heads
@@ -82,6 +93,17 @@ class AQRWeightGenerator(BaseModule):
         super().init_weights()
         nn.init.zeros_(self.weight_head.weight)
         nn.init.zeros_(self.weight_head.bias)
+
+    @property
+    def window_sizes(self) -> Optional[Tuple[int, int]]:
+        """(BEV, camera) LAM sides in cells; None when a side is in metres (`window_cells`)."""
+        return self.sides.in_cells
+
+    def window_cells(self, layout: KeyLayout, geometry: Optional[CameraGeometry]) -> Tuple[int, int]:
+        """(BEV, camera) LAM sides in cells for a batch of this layout and camera geometry."""
+        return self.sides.cells(self.pc_range, layout.bev_shape, layout.cam_shape,
+                                None if geometry is None else geometry.lidar2img,
+                                None if geometry is None else geometry.input_shape)
 
     def window_centres(self, ref: Tensor, layout: KeyLayout, geometry: Optional[CameraGeometry]
                        ) -> Tuple[Optional[Tensor], Optional[Tensor]]:
@@ -103,7 +125,7 @@ class AQRWeightGenerator(BaseModule):
         if memory.shape[1] != layout.num_keys:
             raise ValueError(f'the memory has {memory.shape[1]} keys, its layout {layout} {layout.num_keys}')
         bev_center, cam_center = self.window_centres(ref, layout, geometry)
-        parts = layout.window_parts(bev_center, cam_center, *self.window_sizes)
+        parts = layout.window_parts(bev_center, cam_center, *self.window_cells(layout, geometry))
         h = self.num_heads
         # head-split views, key-major: the window attention gathers rows of keys from them
         q = self.q_proj(query + query_pos).view(b, nq, h, -1).transpose(1, 2)

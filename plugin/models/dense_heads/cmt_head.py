@@ -185,7 +185,7 @@ class CmtHead(BaseModule):
             aqr = dict(type='AQRWeightGenerator', embed_dims=embed_dims, pc_range=self.pc_range)
             aqr.update(aqr_cfg)
             self.aqr = MODELS.build(aqr)
-            bias = dict(type='AttentionBiasGenerator')
+            bias = dict(type='AttentionBiasGenerator', pc_range=self.pc_range)
             bias.update(attn_bias_cfg)
             self.attn_bias_generator = MODELS.build(bias)
             drops = {getattr(m, 'attn_drop', 0.0) for name, m in self.transformer.named_modules()
@@ -307,7 +307,7 @@ class CmtHead(BaseModule):
         if self.aqr is not None:
             weights = self.aqr(ref, query, query_pos, memory.feat, memory.pos, memory.key_padding_mask,
                                memory.layout, geometry)
-            attn_bias = self.attn_bias_generator(weights, memory.layout)
+            attn_bias = self.attn_bias_generator(weights, memory.layout, geometry)
         feats = self.transformer(query, query_pos, memory, self_attn_mask=attn_mask, attn_bias=attn_bias)
         ref_logit = inverse_sigmoid(ref.clamp(0, 1))
         outs = []
