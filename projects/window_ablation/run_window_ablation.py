@@ -1,22 +1,27 @@
-"""Window-size ablation of AQR's local attention bias.
+"""Window-size ablation of AQR's local attention bias, over seeds.
 
-    python projects/window_ablation/run_window_ablation.py                 # generated data
-    python projects/window_ablation/run_window_ablation.py --windows 15    # one window + baseline
-    python projects/window_ablation/run_window_ablation.py --nuscenes      # full configs, data/nuscenes
+    python projects/window_ablation/run_window_ablation.py --seeds 0 1 2               # generated data
+    python projects/window_ablation/run_window_ablation.py --windows-m 3 9 15 --seeds 0 1 2
+    python projects/window_ablation/run_window_ablation.py --nuscenes --gpus 8 --windows-m 3 9 15 \
+        --train-args --amp                                                           # 8 GPUs, data/nuscenes
 
-Trains and evaluates, with the same schedule and seed, the no-bias CMT baseline and the
-AQR model at each window size (`--cfg-options model.pts_bbox_head.attn_bias_cfg.window_size=W`
-on one config), through `tools/train.py` exactly as a user would, and writes a markdown
-table (`<work-dir>/window_ablation.md`): mAP / NDS at every evaluation (to see whether the
-locality prior converges faster), per-class AP (mean over the 0.5/1/2/4 m thresholds), the
-median training-iteration time and the peak memory (max resident set of the training
-process on CPU; mmengine's logged `memory` on CUDA). Without `--nuscenes` the generated set
-in data/synthetic_nuscenes is used (created with tools/create_synthetic_nuscenes.py and
-tools/create_data.py, as `tools/demo.sh` does).
+Trains and evaluates, with the same schedule, the no-bias CMT baseline and the AQR model at
+each window (in cells: `--windows`, `attn_bias_cfg.window_size=W`; or in metres:
+`--windows-m`, `attn_bias_cfg.window_size_m=M`, the same window on any grid), each with
+every seed of `--seeds` (`randomness.seed=S`), through `tools/train.py` exactly as a user
+would, or through `tools/dist_train.sh` with `--gpus N` (torch.distributed: NCCL on GPUs,
+gloo on CPU). It writes `<work-dir>/window_ablation.md`: per arm the final mAP / NDS as
+mean +- standard deviation over the seeds and per seed, per-class AP (mean over the
+0.5/1/2/4 m thresholds and the seeds), the median training-iteration time and the peak
+memory (max resident set of the training processes on CPU; mmengine's logged `memory` on
+CUDA). Without `--nuscenes` the generated set in data/synthetic_nuscenes is used (created
+with tools/create_synthetic_nuscenes.py and tools/create_data.py, as `tools/demo.sh` does),
+or the one at `--data-root`.
 """
 import argparse
 import glob
 import json
+import math
 import os
 import os.path as osp
 import resource
@@ -24,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from typing import Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = {
@@ -37,23 +43,47 @@ CLASSES = ['car', 'truck', 'construction_vehicle', 'bus', 'trailer', 'barrier', 
            'bicycle', 'pedestrian', 'traffic_cone']
 
 
-def train(config: str, work_dir: str, cfg_options, launcher_args, log_path: str) -> dict:
-    """Runs tools/train.py in a child process; returns its peak RSS (MB) and wall time."""
-    cmd = [sys.executable, osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work_dir]
-    if cfg_options:
-        cmd += ['--cfg-options', *cfg_options]
-    cmd += launcher_args
+def train_command(config: str, work_dir: str, cfg_options, train_args, gpus: int = 1,
+                  launcher: Optional[str] = None, port: int = 29500):
+    """(command, environment) of one training run: tools/train.py in one process, or
+    tools/dist_train.sh with `gpus` processes (launcher 'pytorch', the default when gpus > 1)."""
+    launcher = launcher or ('pytorch' if gpus > 1 else 'none')
+    if gpus < 1:
+        raise ValueError(f'--gpus must be >= 1, got {gpus}')
+    if launcher == 'none' and gpus > 1:
+        raise ValueError(f'--gpus {gpus} needs --launcher pytorch (several processes are launched by '
+                         'tools/dist_train.sh)')
+    options = ['--cfg-options', *cfg_options] if cfg_options else []
+    if launcher == 'none':
+        return [sys.executable, osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work_dir,
+                *options, *train_args], dict(os.environ)
+    env = dict(os.environ, PORT=str(port), PYTHON=sys.executable)
+    return ['bash', osp.join(ROOT, 'tools/dist_train.sh'), config, str(gpus), '--work-dir', work_dir,
+            *options, *train_args], env
+
+
+def train(cmd, env, log_path: str) -> dict:
+    """Runs one training command; returns its peak RSS (MB) and wall time."""
     start = time.time()
     with open(log_path, 'w') as log:
         # the child's stderr carries the progress bar; keep it out of the log file
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT if not sys.stderr.isatty()
-                              else None)
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=log,
+                              stderr=subprocess.STDOUT if not sys.stderr.isatty() else None)
     if proc.returncode != 0:
         raise RuntimeError(f'training failed ({proc.returncode}): {" ".join(cmd)}; see {log_path}')
     # RUSAGE_CHILDREN is the maximum over the children waited for so far, so every run is
     # started from a fresh helper process (see main) to make it per run
     peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     return dict(peak_rss_mb=peak, wall_s=time.time() - start)
+
+
+def data_root_options(root: str):
+    """--cfg-options pointing every loader and evaluator at the data set `root`."""
+    root = root.rstrip('/') + '/'
+    return [f'{loader}.dataset.data_root={root}' for loader in ('train_dataloader', 'val_dataloader',
+                                                                 'test_dataloader')] + \
+        [f'{ev}.data_root={root}' for ev in ('val_evaluator', 'test_evaluator')] + \
+        [f'{ev}.ann_file={root}nuscenes_infos_val.pkl' for ev in ('val_evaluator', 'test_evaluator')]
 
 
 def read_scalars(work_dir: str):
@@ -83,77 +113,130 @@ def class_ap(rec: dict, name: str) -> float:
     return sum(vals) / len(vals) if vals else float('nan')
 
 
-def write_table(rows, path: str, header: str):
-    evals_epochs = sorted({e for r in rows for e, _ in r['evals']})
+def mean_std(values):
+    """(mean, sample standard deviation; nan for one value)."""
+    values = list(values)
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else float('nan'))
+
+
+def summarise(runs):
+    """One row per arm from its runs ({name, seed, evals, iter_s, memory_mb}): the final
+    evaluation's mAP / NDS as mean and standard deviation over the seeds, per seed, and the
+    per-class AP averaged over the seeds."""
+    arms = {}
+    for run in runs:
+        arms.setdefault(run['name'], []).append(run)
+    rows = []
+    for name, group in arms.items():
+        finals = [r['evals'][-1][1] for r in group]
+        row = dict(name=name, seeds=[r['seed'] for r in group],
+                   mAP=mean_std(f[PREFIX + 'mAP'] for f in finals), NDS=mean_std(f[PREFIX + 'NDS'] for f in finals),
+                   per_seed=[(f[PREFIX + 'mAP'], f[PREFIX + 'NDS']) for f in finals],
+                   iter_s=statistics.mean(r['iter_s'] for r in group),
+                   memory_mb=max(r['memory_mb'] for r in group),
+                   class_ap={c: statistics.mean(class_ap(f, c) for f in finals) for c in CLASSES})
+        rows.append(row)
+    return rows
+
+
+def _pm(mean_and_std):
+    mean, std = mean_and_std
+    return f'{mean:.4f}' if math.isnan(std) else f'{mean:.4f} +- {std:.4f}'
+
+
+def write_table(runs, path: str, header: str):
+    rows = summarise(runs)
     lines = [header, '',
-             '| run | ' + ' | '.join(f'mAP@{e}' for e in evals_epochs) + ' | '
-             + ' | '.join(f'NDS@{e}' for e in evals_epochs) + ' | iteration (s) | peak memory (MB) |',
-             '| --- ' * (3 + 2 * len(evals_epochs)) + '|']
+             '| run | seeds | mAP | NDS | mAP / NDS per seed | iteration (s) | peak memory (MB) |',
+             '| --- | --- | --- | --- | --- | --- | --- |']
     for r in rows:
-        by_epoch = dict(r['evals'])
-        maps = [f"{by_epoch[e][PREFIX + 'mAP']:.4f}" if e in by_epoch else '-' for e in evals_epochs]
-        ndss = [f"{by_epoch[e][PREFIX + 'NDS']:.4f}" if e in by_epoch else '-' for e in evals_epochs]
-        lines.append(f"| {r['name']} | {' | '.join(maps)} | {' | '.join(ndss)} | {r['iter_s']:.2f} | "
-                     f"{r['memory_mb']:.0f} |")
-    lines += ['', 'Per-class AP at the last evaluation (mean over the 0.5 / 1 / 2 / 4 m thresholds):', '',
-              '| run | ' + ' | '.join(CLASSES) + ' |', '| --- ' * (1 + len(CLASSES)) + '|']
+        per_seed = ', '.join(f'{m:.3f} / {n:.3f}' for m, n in r['per_seed'])
+        lines.append(f"| {r['name']} | {' '.join(map(str, r['seeds']))} | {_pm(r['mAP'])} | {_pm(r['NDS'])} | "
+                     f"{per_seed} | {r['iter_s']:.2f} | {r['memory_mb']:.0f} |")
+    lines += ['', 'Per-class AP at the last evaluation (mean over the 0.5 / 1 / 2 / 4 m thresholds and the seeds):',
+              '', '| run | ' + ' | '.join(CLASSES) + ' |', '| --- ' * (1 + len(CLASSES)) + '|']
     for r in rows:
-        last = r['evals'][-1][1]
-        lines.append(f"| {r['name']} | " + ' | '.join(f'{class_ap(last, c):.3f}' for c in CLASSES) + ' |')
+        lines.append(f"| {r['name']} | " + ' | '.join(f"{r['class_ap'][c]:.3f}" for c in CLASSES) + ' |')
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
     print('\n'.join(lines), flush=True)
+    return rows
 
 
-def main():
+def arms(windows, windows_m, baseline: bool):
+    """(name, config kind, cfg options) per arm: the baseline, then the windows in cells or
+    in metres (5 / 15 / 25 cells when neither is given)."""
+    out = [('CMT (no bias)', 'baseline', [])] if baseline else []
+    if not windows and not windows_m:
+        windows = [5, 15, 25]
+    out += [(f'AQR window {w}', 'aqr', [f'model.pts_bbox_head.attn_bias_cfg.window_size={w}'])
+            for w in windows or []]
+    out += [(f'AQR window {m:g} m', 'aqr', [f'model.pts_bbox_head.attn_bias_cfg.window_size_m={float(m)}'])
+            for m in windows_m or []]
+    return out
+
+
+def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    p.add_argument('--windows', type=int, nargs='+', default=[5, 15, 25])
-    p.add_argument('--no-baseline', action='store_true', help='skip the no-bias CMT run')
+    p.add_argument('--windows', type=int, nargs='*', help='window sides in cells (default 5 15 25)')
+    p.add_argument('--windows-m', type=float, nargs='*', help='window sides in metres')
+    p.add_argument('--seeds', type=int, nargs='+', default=[0], help='one run per arm and seed')
+    p.add_argument('--no-baseline', action='store_true', help='skip the no-bias CMT runs')
     p.add_argument('--nuscenes', action='store_true', help='full configs on data/nuscenes')
+    p.add_argument('--data-root', help='the data set of every run (default data/synthetic_nuscenes or '
+                   'data/nuscenes, as the configs say)')
+    p.add_argument('--gpus', type=int, default=1, help='processes per run (tools/dist_train.sh when > 1)')
+    p.add_argument('--launcher', choices=['none', 'pytorch'], help="default: 'pytorch' when --gpus > 1")
+    p.add_argument('--port', type=int, default=29500, help='master port of distributed runs')
     p.add_argument('--val-interval', type=int, default=5, help='evaluate every N epochs')
     p.add_argument('--work-dir', default='work_dirs/window_ablation')
     p.add_argument('--cfg-options', nargs='+', default=[], help='extra overrides for every run')
-    p.add_argument('--launcher-args', nargs=argparse.REMAINDER, default=[],
-                   help='passed on to tools/train.py (e.g. --amp)')
-    p.add_argument('--child', nargs=4, help=argparse.SUPPRESS)
-    args = p.parse_args()
+    p.add_argument('--dry-run', action='store_true', help='print the training commands, run nothing')
+    p.add_argument('--train-args', nargs=argparse.REMAINDER, default=[],
+                   help='passed on to tools/train.py (e.g. --amp); must come last')
+    p.add_argument('--child', nargs=3, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
 
     if args.child:  # one training run in a fresh process, so its peak RSS is its own
-        config, work_dir, log, opts = args.child
-        res = train(config, work_dir, json.loads(opts), args.launcher_args, log)
-        print(json.dumps(res))
+        cmd, env_extra, log = json.loads(args.child[0]), json.loads(args.child[1]), args.child[2]
+        print(json.dumps(train(cmd, dict(os.environ, **env_extra), log)))
         return
 
     kind = 'nuscenes' if args.nuscenes else 'synthetic'
-    if kind == 'nuscenes' and not osp.isdir(osp.join(ROOT, 'data/nuscenes')):
-        sys.exit('--nuscenes needs data/nuscenes with info files from tools/create_data.py')
-    if kind == 'synthetic' and not osp.exists(osp.join(ROOT, 'data/synthetic_nuscenes/nuscenes_infos_train.pkl')):
-        sys.exit('no generated data: run tools/create_synthetic_nuscenes.py and tools/create_data.py '
-                 '(tools/demo.sh shows how), or pass --nuscenes')
+    data = args.data_root or osp.join(ROOT, 'data/nuscenes' if args.nuscenes else 'data/synthetic_nuscenes')
+    if not args.dry_run and not osp.exists(osp.join(data, 'nuscenes_infos_train.pkl')):
+        sys.exit(f'no info files in {data}: ' + ('run tools/create_data.py on data/nuscenes' if args.nuscenes else
+                 'run tools/create_synthetic_nuscenes.py and tools/create_data.py (tools/demo.sh shows how)'))
     baseline, aqr = CONFIGS[kind]
-    runs = [] if args.no_baseline else [('CMT (no bias)', baseline, [])]
-    runs += [(f'AQR window {w}', aqr, [f'model.pts_bbox_head.attn_bias_cfg.window_size={w}']) for w in args.windows]
     work_root = osp.join(ROOT, args.work_dir)
     os.makedirs(work_root, exist_ok=True)
-    rows = []
-    for name, config, opts in runs:
-        tag = name.split('(')[0].strip().lower().replace(' ', '_')
-        work_dir = osp.join(work_root, tag)
-        opts = opts + [f'train_cfg.val_interval={args.val_interval}'] + args.cfg_options
-        print(f'== {name}: {config} {" ".join(opts)}', flush=True)
-        out = subprocess.run([sys.executable, __file__, '--child', config, work_dir, osp.join(work_root, f'{tag}.log'),
-                              json.dumps(opts), '--launcher-args', *args.launcher_args],
-                             cwd=ROOT, capture_output=True, text=True)
-        if out.returncode != 0:
-            raise RuntimeError(f'{name} failed:\n{out.stderr[-3000:]}')
-        res = json.loads(out.stdout.strip().splitlines()[-1])
-        evals, iter_s, cuda_mem = read_scalars(work_dir)
-        rows.append(dict(name=name, evals=evals, iter_s=iter_s,
-                         memory_mb=cuda_mem if cuda_mem is not None else res['peak_rss_mb']))
-        print(f'   done in {res["wall_s"] / 60:.1f} min', flush=True)
-        write_table(rows, osp.join(work_root, 'window_ablation.md'),
-                    f'Window ablation ({kind}; baseline {osp.basename(baseline)}, AQR {osp.basename(aqr)}; '
-                    f'overrides {" ".join(args.cfg_options) or "none"})')
+    runs = []
+    for name, which, opts in arms(args.windows, args.windows_m, not args.no_baseline):
+        config = baseline if which == 'baseline' else aqr
+        for seed in args.seeds:
+            tag = name.split('(')[0].strip().lower().replace(' ', '_').replace('.', 'p') + f'_seed{seed}'
+            work_dir = osp.join(work_root, tag)
+            options = (opts + [f'randomness.seed={seed}', f'train_cfg.val_interval={args.val_interval}']
+                       + (data_root_options(args.data_root) if args.data_root else []) + args.cfg_options)
+            cmd, env = train_command(config, work_dir, options, args.train_args, args.gpus, args.launcher,
+                                     args.port)
+            print(f'== {name}, seed {seed}: {" ".join(cmd)}', flush=True)
+            if args.dry_run:
+                continue
+            extra = {k: v for k, v in env.items() if os.environ.get(k) != v}
+            out = subprocess.run([sys.executable, __file__, '--child', json.dumps(cmd), json.dumps(extra),
+                                  osp.join(work_root, f'{tag}.log')], cwd=ROOT, capture_output=True, text=True)
+            if out.returncode != 0:
+                raise RuntimeError(f'{name}, seed {seed} failed:\n{out.stderr[-3000:]}')
+            res = json.loads(out.stdout.strip().splitlines()[-1])
+            evals, iter_s, cuda_mem = read_scalars(work_dir)
+            runs.append(dict(name=name, seed=seed, evals=evals, iter_s=iter_s,
+                             memory_mb=cuda_mem if cuda_mem is not None else res['peak_rss_mb']))
+            print(f'   done in {res["wall_s"] / 60:.1f} min', flush=True)
+            write_table(runs, osp.join(work_root, 'window_ablation.md'),
+                        f'Window ablation ({kind}; baseline {osp.basename(baseline)}, AQR {osp.basename(aqr)}; '
+                        f'seeds {args.seeds}; {args.gpus} process(es) per run; overrides '
+                        f'{" ".join(args.cfg_options) or "none"})')
 
 
 if __name__ == '__main__':

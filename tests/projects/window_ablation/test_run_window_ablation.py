@@ -1,0 +1,59 @@
+"""The window-ablation runner: its arms, seeds and launch commands, the mean and spread it
+reports, and a real run of 2 gloo processes through tools/dist_train.sh."""
+import glob
+import math
+import os.path as osp
+
+import pytest
+
+from tests.helpers.repo import load_tool
+from tests.helpers.tiny_cmt import tiny_options
+
+
+@pytest.fixture(scope='module')
+def runner():
+    return load_tool('projects/window_ablation/run_window_ablation.py')
+
+
+def test_arms_in_cells_and_in_metres(runner):
+    assert [a[0] for a in runner.arms(None, None, True)] == ['CMT (no bias)', 'AQR window 5', 'AQR window 15',
+                                                          'AQR window 25']
+    (name, which, opts), = runner.arms(None, [9], False)
+    assert (name, which, opts) == ('AQR window 9 m', 'aqr', ['model.pts_bbox_head.attn_bias_cfg.window_size_m=9.0'])
+
+
+def test_launch_commands(runner):
+    cmd, _ = runner.train_command('c.py', 'w', ['a=1'], ['--amp'])
+    assert cmd[1].endswith('tools/train.py') and cmd[2:] == ['c.py', '--work-dir', 'w', '--cfg-options', 'a=1',
+                                                            '--amp']
+    cmd, env = runner.train_command('c.py', 'w', ['a=1'], ['--amp'], gpus=8, port=29600)
+    assert cmd[0] == 'bash' and cmd[1].endswith('tools/dist_train.sh') and cmd[2:4] == ['c.py', '8']
+    assert cmd[-1] == '--amp' and env['PORT'] == '29600'
+    assert runner.train_command('c.py', 'w', [], [], gpus=1, launcher='pytorch')[0][3] == '1'
+    with pytest.raises(ValueError, match='--launcher pytorch'):
+        runner.train_command('c.py', 'w', [], [], gpus=2, launcher='none')
+
+
+def test_mean_and_spread_over_seeds(runner):
+    p = runner.PREFIX
+
+    def run(name, seed, m, n):
+        return dict(name=name, seed=seed, iter_s=1.0, memory_mb=10.0, evals=[(5, {p + 'mAP': 0.0, p + 'NDS': 0.0}),
+                                                                              (10, {p + 'mAP': m, p + 'NDS': n})])
+    rows = runner.summarise([run('a', 0, 0.1, 0.2), run('a', 1, 0.3, 0.4), run('b', 0, 0.5, 0.6)])
+    assert rows[0]['seeds'] == [0, 1] and rows[0]['mAP'][0] == pytest.approx(0.2)
+    assert rows[0]['mAP'][1] == pytest.approx(math.sqrt(0.02))
+    assert math.isnan(rows[1]['NDS'][1]) and rows[1]['NDS'][0] == pytest.approx(0.6)
+
+
+def test_two_gloo_processes_per_run(runner, synthetic_root, tmp_path):
+    tiny = [o for o in tiny_options(synthetic_root) if 'data_root' not in o and 'ann_file' not in o]
+    runner.main(['--no-baseline', '--windows', '5', '--seeds', '3', '--gpus', '2', '--port', '29538',
+                 '--data-root', synthetic_root, '--work-dir', str(tmp_path), '--val-interval', '1',
+                 '--cfg-options', 'train_cfg.max_epochs=1', *tiny])
+    log = open(glob.glob(osp.join(tmp_path, 'aqr_window_5_seed3', '*', '*.log'))[0]).read()
+    assert "dist_cfg: {'backend': 'gloo'}" in log and 'Distributed launcher: pytorch' in log
+    assert 'Epoch(train) [1][4/4]' in log              # 16 training samples, batch 2, split over 2 processes
+    assert 'seed: 3' in log
+    table = open(osp.join(tmp_path, 'window_ablation.md')).read()
+    assert '| AQR window 5 | 3 |' in table
