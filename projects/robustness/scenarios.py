@@ -20,11 +20,11 @@ scenarios = dict(
                            transforms=[dict(type='CalibrationNoise', rotation_deg=1.0, translation_cm=5.0, seed=0)]),
 )
 
-# calibration error at levels around one feature cell (projects/robustness/run_calibration_study.py):
-# every camera rotated by 0.5 / 1 / 2 / 4 degrees, or moved by 5 / 20 cm, and nothing else
+# calibration error from well under to several feature cells (projects/robustness/run_calibration_study.py):
+# every camera rotated by 0.5 / 1 / 2 / 4 / 8 / 16 degrees, or moved by 5 / 20 cm, and nothing else
 calibration_levels = {
     **{f'calib_{deg:g}deg': dict(desc=f'every camera rotated by {deg:g} deg', transforms=[
-        dict(type='CalibrationNoise', rotation_deg=deg, translation_cm=0.0, seed=0)]) for deg in (0.5, 1.0, 2.0, 4.0)},
+        dict(type='CalibrationNoise', rotation_deg=deg, translation_cm=0.0, seed=0)]) for deg in (0.5, 1.0, 2.0, 4.0, 8.0, 16.0)},
     **{f'calib_{cm:g}cm': dict(desc=f'every camera moved by {cm:g} cm', transforms=[
         dict(type='CalibrationNoise', rotation_deg=0.0, translation_cm=cm, seed=0)]) for cm in (5.0, 20.0)},
 }

@@ -100,7 +100,7 @@ def test_failures_give_finite_predictions_and_losses(synthetic_root, config, cas
         _assert_finite_training(model, train)
 
 
-@pytest.mark.parametrize('config', NECKS, ids=['futr', 'sparsebev', 'triplane'])
+@pytest.mark.parametrize('config', NECKS, ids=['futr', 'sparsebev', 'futr-sparsebev', 'triplane'])
 def test_fusion_variants_survive_missing_sensors(synthetic_root, config):
     from mmengine.dataset import pseudo_collate
     cfg, model = _model(config, synthetic_root)

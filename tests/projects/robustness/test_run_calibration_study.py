@@ -28,6 +28,8 @@ def test_study_config_changes_the_input_size_and_the_stride_only(study):
     assert sizes == [(320, 180)] * 3
     assert cfg.model.fusion_neck == base.model.fusion_neck and cfg.model.pts_bbox_head == base.model.pts_bbox_head
     assert study.study_config(study.MODELS['cmt'], (256, 144), 8).model.img_neck.in_channels == [128, 256, 512]
+    same = study.study_config(study.MODELS['futr'])
+    assert same.model == base.model and same.train_dataloader == base.train_dataloader
 
 
 def test_bad_settings_are_refused(study):
