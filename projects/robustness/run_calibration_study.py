@@ -80,19 +80,18 @@ def study_config(config: str, image_size=None, stride: Optional[int] = None):
 
 
 def cells_per_degree(cfg, stride: int) -> float:
-    """Feature cells a 1-degree camera rotation moves a projection near the image centre, from
-    the first test sample's lidar2img (P = K R: f^2 = (P P^T)[0, 0] - (P P^T)[0, 2]^2)."""
-    import numpy as np
+    """Feature cells a 1-degree camera rotation moves a projection near the image centre,
+    from the focal length of the first test sample's first view."""
+    import torch
 
     import plugin  # noqa: F401
     from mmdet3d.registry import DATASETS
     from mmdet3d.utils import register_all_modules
+    from plugin.models.utils import focal_lengths
     register_all_modules(init_default_scope=True)
     sample = DATASETS.build(cfg.test_dataloader.dataset)[0]
-    p = np.asarray(sample['data_samples'].metainfo['lidar2img'][0], dtype=np.float64)[:3, :3]
-    m = p @ p.T
-    focal = math.sqrt(m[0, 0] - m[0, 2] ** 2)
-    return focal * math.tan(math.radians(1.0)) / stride
+    lidar2img = torch.as_tensor(sample['data_samples'].metainfo['lidar2img'][0], dtype=torch.float64)
+    return float(focal_lengths(lidar2img[None, None])) * math.tan(math.radians(1.0)) / stride
 
 
 def run(cmd, log_path):

@@ -10,9 +10,8 @@ grid. A side in metres keeps the window's meaning across configs:
     spans `d / f` metres across the optical axis (f: focal length in pixels), so a
     camera window of `metres` covers `metres * f / (d * stride)` feature pixels at the
     reference depth `d` (`cam_reference_depth`, 20 m by default). f is the mean focal
-    length of the batch's views, read from lidar2img (for P = K R, f^2 = (P P^T)[0, 0] -
-    (P P^T)[0, 2]^2), after every image resize, and the stride is the padded input's width
-    over the feature map's.
+    length of the batch's views, read from lidar2img (`projection.focal_lengths`), after
+    every image resize, and the stride is the padded input's width over the feature map's.
 
 Either way the side is rounded to the nearest odd count (halves away from zero; at
 least 1).
@@ -21,6 +20,8 @@ import math
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
 from torch import Tensor
+
+from ..utils.projection import focal_lengths
 
 WindowSize = Union[int, Sequence[int]]
 
@@ -58,13 +59,6 @@ def bev_cell_size(pc_range: Sequence[float], bev_shape: Sequence[int]) -> float:
     """Metres per BEV cell: the mean of the x and y cell sides."""
     h, w = int(bev_shape[0]), int(bev_shape[1])
     return 0.5 * ((float(pc_range[3]) - float(pc_range[0])) / w + (float(pc_range[4]) - float(pc_range[1])) / h)
-
-
-def mean_focal(lidar2img: Tensor) -> float:
-    """Mean focal length in pixels of the views [B, V, 4, 4] (see the module docstring)."""
-    p = lidar2img[..., :3, :3].double()
-    m = p @ p.transpose(-1, -2)
-    return float((m[..., 0, 0] - m[..., 0, 2] ** 2).clamp(min=0).sqrt().mean())
 
 
 class WindowSides(NamedTuple):
@@ -110,5 +104,6 @@ class WindowSides(NamedTuple):
                 cam = 1
             else:
                 stride = float(input_shape[1]) / float(cam_shape[2])
-                cam = odd_cells(self.cam, self.cam_reference_depth * stride / mean_focal(lidar2img))
+                focal = float(focal_lengths(lidar2img).double().mean())
+                cam = odd_cells(self.cam, self.cam_reference_depth * stride / focal)
         return bev, cam

@@ -157,8 +157,8 @@ class FuTrFusionNeck(BaseModule):
         rows, cols = self.cam_pool_size
         height, width = geometry.input_shape
         uv = cell_centres(rows, cols, lidar2img.device, lidar2img.dtype, extent=(width, height))      # [T, 2]
-        rays = pixel_rays(uv.expand(b, v, -1, -1), lidar2img)                                    # [B, V, T, 3]
         centre, axis = geometry.poses()
+        rays = pixel_rays(uv.expand(b, v, -1, -1), lidar2img, centre)                            # [B, V, T, 3]
         lo, hi = lidar2img.new_tensor(self.pc_range[:3]), lidar2img.new_tensor(self.pc_range[3:])
         pose = torch.cat([(centre - lo) / (hi - lo), axis], -1)[:, :, None].expand(-1, -1, rows * cols, -1)
         return torch.cat([rays, pose], -1)

@@ -12,7 +12,7 @@ so a calibration convention is fixed in exactly one place (the batch's tensors c
   * a point is seen by a view when its depth exceeds `min_depth` and (u, v) falls inside
     that view's image (before padding).
 """
-from typing import Sequence, Tuple, Union
+from typing import Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -86,12 +86,23 @@ def denormalize_points(points: Tensor, pc_range: Sequence[float]) -> Tensor:
     return points * (hi - lo) + lo
 
 
-def pixel_rays(uv: Tensor, lidar2img: Tensor) -> Tensor:
+def pixel_rays(uv: Tensor, lidar2img: Tensor, centre: Optional[Tensor] = None) -> Tensor:
     """Unit directions [B, V, N, 3] (LiDAR frame) of the camera rays through pixels uv
-    [B, V, N, 2]: from each view's optical centre to the pixel's point at depth 1."""
-    centre, _ = camera_poses(lidar2img)
+    [B, V, N, 2]: from each view's optical centre (`camera_poses`, or `centre` [B, V, 3]
+    when the caller has it) to the pixel's point at depth 1."""
+    if centre is None:
+        centre, _ = camera_poses(lidar2img)
     points = lift_pixels(uv, uv.new_ones(1), lidar2img)[..., 0, :]                  # [B, V, N, 3]
     return torch.nn.functional.normalize(points - centre[:, :, None], dim=-1)
+
+
+def focal_lengths(lidar2img: Tensor) -> Tensor:
+    """Focal length in pixels [B, V] of each view, read from lidar2img alone: for P = K R
+    with square pixels and no skew, P P^T = K K^T, so f^2 = (P P^T)[0, 0] - (P P^T)[0, 2]^2
+    (image resizes scale f with the image; crops and flips leave it)."""
+    p = lidar2img[..., :3, :3].double()
+    m = p @ p.transpose(-1, -2)
+    return (m[..., 0, 0] - m[..., 0, 2] ** 2).clamp(min=0).sqrt().to(lidar2img.dtype)
 
 
 def camera_poses(lidar2img: Tensor) -> Tuple[Tensor, Tensor]:

@@ -4,7 +4,8 @@ import pytest
 import torch
 
 import plugin  # noqa: F401
-from plugin.models.aqr.window_size import bev_cell_size, mean_focal, odd_cells
+from plugin.models.aqr.window_size import bev_cell_size, odd_cells
+from plugin.models.utils import focal_lengths
 from plugin.models.layers import AQRWeightGenerator, AttentionBiasGenerator
 from tests.helpers.aqr_inputs import PC_RANGE, aqr_inputs
 
@@ -26,7 +27,7 @@ def test_odd_cells_rounds_to_the_nearest_odd_count(metres, cell, cells):
 def test_cell_size_and_focal_length_are_read_from_the_config_and_the_calibration():
     inputs = aqr_inputs()
     assert bev_cell_size(PC_RANGE, (6, 5)) == pytest.approx(BEV_CELL)
-    assert mean_focal(inputs[7].lidar2img) == pytest.approx(32.0)
+    torch.testing.assert_close(focal_lengths(inputs[7].lidar2img), torch.full((2, 2), 32.0))
 
 
 def _biases(**metre_cfg):
