@@ -22,6 +22,9 @@ def parse_args(argv=None):
     p.add_argument('--version', default='v1.0-mini', choices=['v1.0-mini', 'v1.0-trainval'])
     p.add_argument('--num-scenes', type=int, default=10)
     p.add_argument('--samples-per-scene', type=int, default=10)
+    p.add_argument('--val-samples-per-scene', type=int, default=None,
+                   help='samples of each val scene (default: --samples-per-scene); a longer val split '
+                        'ranks models with less noise without lengthening the training epochs')
     p.add_argument('--sweeps-per-sample', type=int, default=9,
                    help='LiDAR sweeps between keyframes (9 = nuScenes 20 Hz)')
     p.add_argument('--image-size', type=int, nargs=2, default=[1600, 900], metavar=('W', 'H'))
@@ -39,6 +42,8 @@ def parse_args(argv=None):
         bad('--num-scenes', f'{args.num_scenes} < 2: a train and a val scene are needed')
     if not 1 <= args.samples_per_scene <= 400:
         bad('--samples-per-scene', f'{args.samples_per_scene} is outside 1..400')
+    if args.val_samples_per_scene is not None and not 1 <= args.val_samples_per_scene <= 400:
+        bad('--val-samples-per-scene', f'{args.val_samples_per_scene} is outside 1..400')
     if not 0 <= args.sweeps_per_sample <= 9:
         bad('--sweeps-per-sample', f'{args.sweeps_per_sample} is outside 0..9')
     w, h = args.image_size
@@ -59,6 +64,7 @@ def main(argv=None):
     args = parse_args(argv)
     cfg = GeneratorConfig(root=args.out, version=args.version, num_scenes=args.num_scenes,
                           samples_per_scene=args.samples_per_scene,
+                          val_samples_per_scene=args.val_samples_per_scene,
                           sweeps_per_sample=args.sweeps_per_sample,
                           image_size=tuple(args.image_size),
                           objects_per_sample=(args.min_objects, args.max_objects),
@@ -71,7 +77,8 @@ def main(argv=None):
         for sub in ('samples', 'sweeps', 'maps', args.version):
             shutil.rmtree(osp.join(args.out, sub), ignore_errors=True)
     t0 = time.time()
-    print(f'Generating {args.num_scenes} scenes x {args.samples_per_scene} samples '
+    val = '' if args.val_samples_per_scene is None else f' ({args.val_samples_per_scene} per val scene)'
+    print(f'Generating {args.num_scenes} scenes x {args.samples_per_scene} samples{val} '
           f'({args.version}, seed {args.seed}) into {args.out}')
     try:
         sizes = generate_dataset(cfg)

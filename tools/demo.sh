@@ -5,6 +5,7 @@
 #   bash tools/demo.sh                  # the default schedule (see configs/synthetic/)
 #   EPOCHS=N bash tools/demo.sh         # another schedule length
 #   CONFIG=... bash tools/demo.sh       # another config (e.g. the longer schedule)
+#   SEED=S bash tools/demo.sh           # another training seed (randomness.seed)
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -18,7 +19,8 @@ bash tools/setup_env.sh
 mkdir -p "$WORK"
 T0=$(t)
 echo; echo "== 1/5 generate $DATA =="
-$PY tools/create_synthetic_nuscenes.py --out "$DATA" --overwrite
+# 8 train scenes x 10 samples, 2 val scenes x 30 samples (60 val samples to rank models)
+$PY tools/create_synthetic_nuscenes.py --out "$DATA" --val-samples-per-scene 30 --overwrite
 T1=$(t)
 echo; echo "== 2/5 convert with mmdet3d's create_data (nuscenes, v1.0-mini) =="
 $PY tools/create_data.py nuscenes --root-path "$DATA" --out-dir "$DATA" \
@@ -29,6 +31,7 @@ T2=$(t)
 echo; echo "== 3/5 train $CONFIG (log: $WORK/train.log) =="
 OPTS=(train_cfg.val_interval=1000)   # the demo tests once, in step 4
 [ -n "${EPOCHS:-}" ] && OPTS+=(train_cfg.max_epochs="$EPOCHS")
+[ -n "${SEED:-}" ] && OPTS+=(randomness.seed="$SEED")
 rm -f "$WORK/last_checkpoint"
 # the progress bar is on stderr (the terminal), mmengine's log on stdout (train.log)
 $PY tools/train.py "$CONFIG" --work-dir "$WORK" --cfg-options "${OPTS[@]}" > "$WORK/train.log" \

@@ -16,7 +16,7 @@ import os
 import os.path as osp
 from dataclasses import dataclass
 from multiprocessing import get_context
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -52,6 +52,7 @@ class GeneratorConfig:
     version: str = 'v1.0-mini'
     num_scenes: int = 10
     samples_per_scene: int = 10
+    val_samples_per_scene: Optional[int] = None   # None: samples_per_scene
     sweeps_per_sample: int = 9
     image_size: Tuple[int, int] = (1600, 900)
     objects_per_sample: Tuple[int, int] = (5, 40)
@@ -105,11 +106,12 @@ def _visibility_token(hits: int, reachable: int) -> str:
 
 
 def generate_scene(cfg: GeneratorConfig, scene_idx: int, name: str,
-                   split_rank: int = 0) -> Dict[str, list]:
+                   split_rank: int = 0, split: str = 'train') -> Dict[str, list]:
     """Simulates one scene, writes its point clouds and images, returns its table rows.
 
     `split_rank` (the scene's index within its split) rotates which classes the scene
-    places first, so that consecutive scenes of a split together hold all 10 classes.
+    places first, so that consecutive scenes of a split together hold all 10 classes;
+    a val scene (`split`) has `val_samples_per_scene` samples when that is set.
     """
     rng = np.random.default_rng([cfg.seed, scene_idx])
     sensors = build_rig(cfg.image_size)
@@ -117,6 +119,8 @@ def generate_scene(cfg: GeneratorConfig, scene_idx: int, name: str,
     backgrounds = backgrounds_for(cfg.image_size, cfg.seed)
     noise = make_noise_bank(cfg.image_size[1], cfg.image_size[0], rng)
     n_samples = cfg.samples_per_scene
+    if split == 'val' and cfg.val_samples_per_scene is not None:
+        n_samples = cfg.val_samples_per_scene
     duration = (n_samples - 1) * KEYFRAME_INTERVAL_US / 1e6
     num_objects = int(rng.integers(cfg.objects_per_sample[0], cfg.objects_per_sample[1] + 1))
     step = max(1, cfg.objects_per_sample[0])
@@ -261,7 +265,7 @@ def generate_dataset(cfg: GeneratorConfig, progress=print) -> Dict[str, int]:
     for sub in ['samples/LIDAR_TOP', 'sweeps/LIDAR_TOP', 'maps', cfg.version] + \
             [f'samples/{s.channel}' for s in build_rig(cfg.image_size)[1:]]:
         os.makedirs(osp.join(cfg.root, sub), exist_ok=True)
-    jobs = [(cfg, i, name, sum(s == split for _, s in names[:i]))
+    jobs = [(cfg, i, name, sum(s == split for _, s in names[:i]), split)
             for i, (name, split) in enumerate(names)]
     tables: Dict[str, list] = {t: [] for t in TABLES}
     if cfg.workers > 1:

@@ -8,11 +8,12 @@ def small_cmt_head(query_content, **kwargs):
     layer = dict(type='PETRTransformerDecoderLayer', self_attn_cfg=attn, cross_attn_cfg=attn,
                  ffn_cfg=dict(embed_dims=32, feedforward_channels=64))
     classes = ['car', 'pedestrian']
-    head = MODELS.build(dict(
+    cfg = dict(
         type='CmtHead', class_names=classes, tasks=[classes], pc_range=[-10, -10, -3, 10, 10, 1],
         in_channels_bev=16, in_channels_img=None, embed_dims=32, num_query=20, depth_num=4,
         transformer=dict(type='CmtTransformer', decoder=dict(type='PETRTransformerDecoder', num_layers=2,
                                                              layer_cfg=layer)),
-        dn_cfg=None, query_content=query_content, **kwargs))
+        dn_cfg=None, query_content=query_content)
+    head = MODELS.build(dict(cfg, **kwargs))
     head.init_weights()
     return head

@@ -185,6 +185,7 @@ def test_class_shapes_fill_their_box_and_show_their_front():
     (['--image-size', '10', '10'], '--image-size'),
     (['--sweeps-per-sample', '12'], '--sweeps-per-sample'),
     (['--min-objects', '30', '--max-objects', '5'], '--min-objects'),
+    (['--val-samples-per-scene', '0'], '--val-samples-per-scene'),
 ])
 def test_bad_arguments_get_clear_errors(tmp_path, args, message):
     import subprocess
@@ -203,7 +204,20 @@ def test_refuses_to_overwrite(synthetic_root):
 
 
 def test_cli_runs(tmp_path):
-    run_tool('tools/create_synthetic_nuscenes.py', '--out', str(tmp_path), '--num-scenes', '2',
-             '--samples-per-scene', '1', '--image-size', '160', '90', '--workers', '1',
-             '--lidar-azimuth-steps', '180', '--sweeps-per-sample', '0')
-    assert len(json.load(open(tmp_path / 'v1.0-mini' / 'sample.json'))) == 2
+    tables = []
+    for val in (None, 3):
+        out = tmp_path / f'val{val}'
+        run_tool('tools/create_synthetic_nuscenes.py', '--out', str(out), '--num-scenes', '2',
+                 '--samples-per-scene', '1', '--image-size', '160', '90', '--workers', '1',
+                 '--lidar-azimuth-steps', '180', '--sweeps-per-sample', '0',
+                 *(['--val-samples-per-scene', str(val)] if val else []))
+        tables.append({t: json.load(open(out / 'v1.0-mini' / f'{t}.json')) for t in ('scene', 'sample_annotation')})
+    plain, long_val = tables
+    assert [s['nbr_samples'] for s in plain['scene']] == [1, 1]
+    # the val scene is longer; the train scene is the same scene, annotation for annotation
+    assert [s['nbr_samples'] for s in long_val['scene']] == [1, 3]
+
+    def train_annotations(tab):
+        first = {s['first_sample_token'] for s in tab['scene'][:1]}
+        return [a for a in tab['sample_annotation'] if a['sample_token'] in first]
+    assert train_annotations(plain) and train_annotations(plain) == train_annotations(long_val)

@@ -4,8 +4,9 @@ CenterPoint: Yin et al., "Center-based 3D Object Detection and Tracking", CVPR 2
 CMT's BEV features are otherwise trained only through the sparse set-prediction losses of
 the few matched queries; a dense per-cell heatmap loss (CenterPoint, Yin et al. CVPR 2021;
 used as an auxiliary in TransFusion / BEVFusion) supervises every cell from the first
-iteration, which is what makes short schedules learn (see the synthetic configs). Training
-only: nothing of it is used at inference, so the detector's outputs stay CMT's.
+iteration, which is what makes short schedules learn (see the synthetic configs). Unless
+the head takes its queries from the heatmap (`CmtHead(query_init='heatmap')`, TransFusion),
+nothing of it is used at inference, so the detector's outputs stay CMT's.
 """
 from typing import List, Sequence
 
@@ -46,6 +47,10 @@ class BEVHeatmapAux(BaseModule):
         super().init_weights()
         nn.init.constant_(self.net[-1].bias, bias_init_with_prob(0.1))
 
+    def forward(self, bev_feat: Tensor) -> Tensor:
+        """Heatmap logits [B, num_classes, H, W] (rows y, columns x, as the BEV map)."""
+        return self.net(bev_feat)
+
     @torch.no_grad()
     def targets(self, gt_boxes: List[Tensor], gt_labels: List[Tensor], h: int, w: int) -> Tensor:
         """[B, num_classes, h, w] Gaussian peaks at the box centres (rows y, columns x)."""
@@ -69,7 +74,7 @@ class BEVHeatmapAux(BaseModule):
         return heat
 
     def loss(self, bev_feat: Tensor, gt_boxes: List[Tensor], gt_labels: List[Tensor]) -> Tensor:
-        pred = clip_sigmoid(self.net(bev_feat))
+        pred = clip_sigmoid(self(bev_feat))
         target = self.targets(gt_boxes, gt_labels, *pred.shape[-2:]).to(pred.dtype)
         num_pos = target.eq(1).float().sum().clamp(min=1)
         return self.loss_fn(pred, target, avg_factor=num_pos)

@@ -15,8 +15,17 @@ sampled at each reference point, through a linear layer: the query initialisatio
 two-stage / TransFusion-style heads, which converges in far fewer iterations; it needs a
 BEV map and falls back to zeros without one).
 
-`aux_heatmap_cfg` (optional, training only) adds a dense CenterPoint-style class-heatmap
-loss on the BEV map (`BEVHeatmapAux`, `loss_heatmap`); inference is unchanged.
+`aux_heatmap_cfg` (optional) adds a dense CenterPoint-style class-heatmap loss on the BEV
+map (`BEVHeatmapAux`, `loss_heatmap`); with the default `query_init='learned'` it is training
+only and inference is unchanged.
+
+`query_init` chooses where the queries are: 'learned' (CMT: `num_query` learned reference
+points, the same for every sample) or 'heatmap' (TransFusion, Bai et al. CVPR 2022: the
+`num_query` highest local maxima of the auxiliary class heatmap, one reference point per
+peak at its BEV cell centre, each query's content plus an embedding of the peak's class).
+Heatmap queries start where objects are in this sample, so no query has to travel across
+the map before it can be matched; the learned height of each slot is kept. It needs
+`aux_heatmap_cfg`, and a sample without a BEV map falls back to the learned points.
 
 `aqr_cfg` + `attn_bias_cfg` (optional, together): `AQRWeightGenerator` gives
 every query a LiDAR and a camera weight from a LAM-restricted attention over the memory,
@@ -33,6 +42,7 @@ import math
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from mmdet.models.layers.transformer import inverse_sigmoid
 from mmdet.utils import reduce_mean
 from mmcv.cnn import ConvModule
@@ -87,6 +97,8 @@ class CmtHead(BaseModule):
             (the height branch predicts cz and dim the log sizes).
         loss_mode: 'cmt' or 'merged' (DN queries in the same focal / L1 terms as the matched
             queries, all averaged over the positives).
+        query_init: 'learned' (CMT) or 'heatmap' (TransFusion's top-k heatmap peaks; needs
+            aux_heatmap_cfg), see the module docstring.
         dn_cfg: num_groups (CMT: at most 10 and at most num_query // max GT, with
             cap_groups=True), box_noise_scale, split.
     """
@@ -123,6 +135,7 @@ class CmtHead(BaseModule):
                  attn_bias_cfg: Optional[dict] = None,
                  query_content: str = 'zeros',
                  aux_heatmap_cfg: Optional[dict] = None,
+                 query_init: str = 'learned',
                  triplane_cfg: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
@@ -205,6 +218,14 @@ class CmtHead(BaseModule):
                        pc_range=self.pc_range)
             aux.update(aux_heatmap_cfg)
             self.aux_heatmap = MODELS.build(aux)
+        if query_init not in ('learned', 'heatmap'):
+            raise ValueError(f"pts_bbox_head.query_init must be 'learned' or 'heatmap', got {query_init!r}")
+        if query_init == 'heatmap' and self.aux_heatmap is None:
+            raise ValueError("pts_bbox_head.query_init='heatmap' takes its queries from the auxiliary class "
+                             'heatmap: set pts_bbox_head.aux_heatmap_cfg (e.g. dict())')
+        self.query_init = query_init
+        self.query_class_embed = (nn.Embedding(len(self.class_names), embed_dims)
+                                  if query_init == 'heatmap' else None)
         self.triplane_query = None
         if triplane_cfg is not None:
             unknown = set(triplane_cfg) - {'in_channels', 'reduce'}
@@ -264,6 +285,24 @@ class CmtHead(BaseModule):
             emb = emb + cam
         return emb
 
+    @torch.no_grad()
+    def heatmap_queries(self, bev_feat: Tensor) -> Tuple[Tensor, Tensor]:
+        """Reference points [B, num_query, 3] at the `num_query` highest 3x3 local maxima of
+        the auxiliary heatmap (over all classes and cells, as TransFusion), and the class of
+        each peak [B, num_query]. x, y are the peak's cell centre (rows y, columns x), z the
+        learned height of the query slot; selection is not differentiable."""
+        heat = self.aux_heatmap(bev_feat).sigmoid()                               # [B, C, H, W]
+        b, c, h, w = heat.shape
+        if self.num_query > c * h * w:
+            raise ValueError(f'pts_bbox_head.num_query={self.num_query} exceeds the {c} x {h} x {w} heatmap '
+                             "entries that query_init='heatmap' selects from")
+        peaks = heat * (heat == F.max_pool2d(heat, 3, stride=1, padding=1))      # 0 off the local maxima
+        index = peaks.flatten(1).topk(self.num_query, dim=1).indices             # [B, N]
+        labels, cell = index // (h * w), index % (h * w)
+        xy = torch.stack([(cell % w + 0.5) / w, (cell // w + 0.5) / h], -1).to(bev_feat.dtype)
+        z = self.reference_points.weight[None, :, 2:].detach().expand(b, -1, -1).to(xy.dtype)
+        return torch.cat([xy, z], -1), labels
+
     # ------------------------------------------------------------------ forward
     def forward(self, bev_feat: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict],
                 gt_boxes: Optional[List[Tensor]] = None, gt_labels: Optional[List[Tensor]] = None,
@@ -274,6 +313,9 @@ class CmtHead(BaseModule):
         ref_feat = bev_feat if bev_feat is not None else img_feats
         b, device = ref_feat.shape[0], ref_feat.device
         ref = self.reference_points.weight[None].expand(b, -1, -1)
+        peak_labels = None
+        if self.query_init == 'heatmap' and bev_feat is not None:
+            ref, peak_labels = self.heatmap_queries(bev_feat)
         attn_mask, dn = None, None
         if self.training and gt_boxes is not None and self.dn_cfg:
             groups = self.dn_cfg['num_groups']
@@ -299,6 +341,9 @@ class CmtHead(BaseModule):
             query = self.content_proj(sample_bev(bev, ref[..., :2]))
         else:
             query = torch.zeros_like(query_pos)
+        if peak_labels is not None:   # DN queries (first) keep their content
+            pad = query.shape[1] - peak_labels.shape[1]
+            query = query + F.pad(self.query_class_embed(peak_labels), (0, 0, pad, 0))
         if self.triplane_query is not None and triplane is not None:
             sampled = sample_triplane(triplane, ref.clamp(0, 1), self.triplane_reduce)
             query = query + self.triplane_query(sampled.to(query.dtype))
