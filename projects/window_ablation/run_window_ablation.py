@@ -16,7 +16,8 @@ mean +- standard deviation over the seeds and per seed, per-class AP (mean over 
 memory (max resident set of the training processes on CPU; mmengine's logged `memory` on
 CUDA). Without `--nuscenes` the generated set in data/synthetic_nuscenes is used (created
 with tools/create_synthetic_nuscenes.py and tools/create_data.py, as `tools/demo.sh` does),
-or the one at `--data-root`.
+or the one at `--data-root`. A run whose `<work-dir>/<arm>_seed<S>.json` record exists is
+not trained again, so an interrupted study continues where it stopped.
 """
 import argparse
 import glob
@@ -223,6 +224,12 @@ def main(argv=None):
             print(f'== {name}, seed {seed}: {" ".join(cmd)}', flush=True)
             if args.dry_run:
                 continue
+            record = osp.join(work_root, f'{tag}.json')
+            if osp.isfile(record):   # finished by an earlier invocation: a long study resumes
+                with open(record) as f:
+                    runs.append(json.load(f))
+                print(f'   finished before ({record})', flush=True)
+                continue
             extra = {k: v for k, v in env.items() if os.environ.get(k) != v}
             out = subprocess.run([sys.executable, __file__, '--child', json.dumps(cmd), json.dumps(extra),
                                   osp.join(work_root, f'{tag}.log')], cwd=ROOT, capture_output=True, text=True)
@@ -232,6 +239,8 @@ def main(argv=None):
             evals, iter_s, cuda_mem = read_scalars(work_dir)
             runs.append(dict(name=name, seed=seed, evals=evals, iter_s=iter_s,
                              memory_mb=cuda_mem if cuda_mem is not None else res['peak_rss_mb']))
+            with open(record, 'w') as f:
+                json.dump(runs[-1], f)
             print(f'   done in {res["wall_s"] / 60:.1f} min', flush=True)
             write_table(runs, osp.join(work_root, 'window_ablation.md'),
                         f'Window ablation ({kind}; baseline {osp.basename(baseline)}, AQR {osp.basename(aqr)}; '

@@ -88,9 +88,7 @@ class AttentionBiasGenerator(BaseModule):
 
     def window_cells(self, layout: KeyLayout, geometry: Optional[CameraGeometry] = None) -> Tuple[int, int]:
         """(BEV, camera) sides in cells for a batch of this layout and camera geometry."""
-        return self.sides.cells(self.pc_range, layout.bev_shape, layout.cam_shape,
-                                None if geometry is None else geometry.lidar2img,
-                                None if geometry is None else geometry.input_shape)
+        return self.sides.cells(self.pc_range, layout.bev_shape, layout.cam_shape, geometry)
 
     def forward(self, weights: AQRWeights, layout: KeyLayout,
                 geometry: Optional[CameraGeometry] = None) -> LocalWindowBias:

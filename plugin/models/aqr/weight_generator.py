@@ -101,9 +101,7 @@ class AQRWeightGenerator(BaseModule):
 
     def window_cells(self, layout: KeyLayout, geometry: Optional[CameraGeometry]) -> Tuple[int, int]:
         """(BEV, camera) LAM sides in cells for a batch of this layout and camera geometry."""
-        return self.sides.cells(self.pc_range, layout.bev_shape, layout.cam_shape,
-                                None if geometry is None else geometry.lidar2img,
-                                None if geometry is None else geometry.input_shape)
+        return self.sides.cells(self.pc_range, layout.bev_shape, layout.cam_shape, geometry)
 
     def window_centres(self, ref: Tensor, layout: KeyLayout, geometry: Optional[CameraGeometry]
                        ) -> Tuple[Optional[Tensor], Optional[Tensor]]:

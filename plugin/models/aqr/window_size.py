@@ -10,8 +10,9 @@ grid. A side in metres keeps the window's meaning across configs:
     spans `d / f` metres across the optical axis (f: focal length in pixels), so a
     camera window of `metres` covers `metres * f / (d * stride)` feature pixels at the
     reference depth `d` (`cam_reference_depth`, 20 m by default). f is the mean focal
-    length of the batch's views, read from lidar2img (`projection.focal_lengths`), after
-    every image resize, and the stride is the padded input's width over the feature map's.
+    length of the batch's views, read from lidar2img after every image resize
+    (`CameraGeometry.focal`, computed on the host), and the stride is the padded input's
+    width over the feature map's.
 
 Either way the side is rounded to the nearest odd count (halves away from zero; at
 least 1).
@@ -19,9 +20,7 @@ least 1).
 import math
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
-from torch import Tensor
-
-from ..utils.projection import focal_lengths
+from ..utils.camera_geometry import CameraGeometry
 
 WindowSize = Union[int, Sequence[int]]
 
@@ -89,21 +88,19 @@ class WindowSides(NamedTuple):
         return None if self.bev_in_metres or self.cam_in_metres else (self.bev, self.cam)
 
     def cells(self, pc_range: Optional[Sequence[float]], bev_shape: Optional[Sequence[int]],
-              cam_shape: Optional[Sequence[int]], lidar2img: Optional[Tensor],
-              input_shape: Optional[Sequence[int]]) -> Tuple[int, int]:
-        """(bev, cam) in cells for a batch: its BEV grid, camera maps (V, h, w), lidar2img and
-        padded input shape (height, width); a side of an absent modality is returned as is
-        (1 when in metres)."""
+              cam_shape: Optional[Sequence[int]], geometry: Optional[CameraGeometry]) -> Tuple[int, int]:
+        """(bev, cam) in cells for a batch: its BEV grid, camera maps (V, h, w) and camera
+        geometry (focal length, padded input shape); a side of an absent modality is
+        returned as is (1 when in metres)."""
         bev, cam = self.bev, self.cam
         if self.bev_in_metres:
             if pc_range is None:
                 raise ValueError('a BEV window in metres needs the point-cloud range')
             bev = odd_cells(self.bev, bev_cell_size(pc_range, bev_shape)) if bev_shape is not None else 1
         if self.cam_in_metres:
-            if cam_shape is None or lidar2img is None:
+            if cam_shape is None or geometry is None:
                 cam = 1
             else:
-                stride = float(input_shape[1]) / float(cam_shape[2])
-                focal = float(focal_lengths(lidar2img).double().mean())
-                cam = odd_cells(self.cam, self.cam_reference_depth * stride / focal)
+                stride = float(geometry.input_shape[1]) / float(cam_shape[2])
+                cam = odd_cells(self.cam, self.cam_reference_depth * stride / geometry.focal())
         return bev, cam

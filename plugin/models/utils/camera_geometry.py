@@ -10,7 +10,9 @@ the same tensors and a convention is fixed in one place:
   * `img_shape` [B, 2]: (height, width) of each sample's images before padding; a pixel
     outside it shows padding, not the scene;
   * `input_shape`: (height, width) of the padded network input the image feature maps were
-    computed from (the detector's image batch; else the `pad_shape` meta).
+    computed from (the detector's image batch; else the `pad_shape` meta);
+  * `mean_focal`: the batch's mean focal length in pixels, computed on the host from the
+    metas, so that reading it as a number costs no device synchronisation.
 """
 from typing import NamedTuple, Optional, Sequence, Tuple
 
@@ -18,7 +20,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .projection import camera_poses, inside_image, visible_mask
+from .projection import camera_poses, focal_lengths, inside_image, visible_mask
 
 
 def stack_lidar2img(img_metas: Sequence[dict], device=None, dtype=torch.float32) -> Optional[Tensor]:
@@ -42,6 +44,7 @@ class CameraGeometry(NamedTuple):
     lidar2img: Tensor                 # [B, V, 4, 4]
     img_shape: Tensor                 # [B, 2] (height, width), before padding
     input_shape: Tuple[int, int]      # (height, width) of the padded input
+    mean_focal: Optional[float] = None   # pixels; None: read from lidar2img when asked
 
     @classmethod
     def from_metas(cls, img_metas: Sequence[dict], input_shape: Optional[Sequence[int]] = None,
@@ -50,7 +53,8 @@ class CameraGeometry(NamedTuple):
         """The bundle of a batch, or None when the metas carry no `lidar2img` (a LiDAR-only
         batch). `input_shape` (height, width) of the padded image batch, when known; with
         `num_views` a missing or short `lidar2img` is an error naming the meta key."""
-        lidar2img = stack_lidar2img(img_metas, device=device, dtype=dtype)
+        host = stack_lidar2img(img_metas, dtype=torch.float64)
+        lidar2img = None if host is None else host.to(device=device, dtype=dtype)
         if num_views is not None and (lidar2img is None or lidar2img.shape[1] != num_views):
             raise ValueError(f"img_metas need 'lidar2img' for all {num_views} views of the image features")
         if lidar2img is None:
@@ -58,7 +62,7 @@ class CameraGeometry(NamedTuple):
         shapes = [list(m['img_shape'][:2]) for m in img_metas]
         img_shape = torch.as_tensor(shapes, dtype=dtype, device=lidar2img.device)
         pad = tuple(int(s) for s in input_shape[:2]) if input_shape is not None else padded_input_shape(img_metas)
-        return cls(lidar2img, img_shape, pad)
+        return cls(lidar2img, img_shape, pad, float(focal_lengths(host).mean()))
 
     @classmethod
     def of(cls, geometry: Optional['CameraGeometry'], img_metas: Sequence[dict], num_views: int, device=None,
@@ -78,7 +82,13 @@ class CameraGeometry(NamedTuple):
 
     def to(self, device=None, dtype: Optional[torch.dtype] = None) -> 'CameraGeometry':
         return CameraGeometry(self.lidar2img.to(device=device, dtype=dtype),
-                              self.img_shape.to(device=device, dtype=dtype), self.input_shape)
+                              self.img_shape.to(device=device, dtype=dtype), self.input_shape, self.mean_focal)
+
+    def focal(self) -> float:
+        """The batch's mean focal length in pixels (`mean_focal`, else read from lidar2img)."""
+        if self.mean_focal is not None:
+            return self.mean_focal
+        return float(focal_lengths(self.lidar2img).double().mean())
 
     def inside(self, uv: Tensor) -> Tensor:
         """[B, V, N] bool: pixels uv [B, V, N, 2] inside each sample's unpadded images."""

@@ -85,3 +85,15 @@ def test_the_detector_builds_one_geometry_for_neck_and_head(monkeypatch):
     img_feats, bev, planes, geometry = det.extract_feat(dict(imgs=imgs, voxels={}), metas(2))
     assert calls == [(IMG_H, IMG_W)] and seen == [geometry] and geometry.input_shape == (IMG_H, IMG_W)
     assert img_feats.shape[:2] == (2, 3) and planes is None
+
+
+def test_the_mean_focal_length_is_computed_once_on_the_host():
+    from plugin.models.utils.projection import focal_lengths
+    geo = CameraGeometry.from_metas(metas(batch=2), device='cpu')
+    assert isinstance(geo.mean_focal, float) and geo.mean_focal == pytest.approx(40.0)   # the rig's K
+    assert geo.mean_focal == pytest.approx(float(focal_lengths(geo.lidar2img).mean()))
+    assert geo.to(dtype=torch.float64).mean_focal == geo.mean_focal
+    # the number is the bundle's, not re-read from the tensors (no device synchronisation)
+    assert geo._replace(lidar2img=geo.lidar2img * 3).focal() == geo.mean_focal
+    bare = CameraGeometry(geo.lidar2img, geo.img_shape, geo.input_shape)
+    assert bare.focal() == pytest.approx(40.0)

@@ -48,12 +48,18 @@ def test_mean_and_spread_over_seeds(runner):
 
 def test_two_gloo_processes_per_run(runner, synthetic_root, tmp_path):
     tiny = [o for o in tiny_options(synthetic_root) if 'data_root' not in o and 'ann_file' not in o]
-    runner.main(['--no-baseline', '--windows', '5', '--seeds', '3', '--gpus', '2', '--port', '29538',
-                 '--data-root', synthetic_root, '--work-dir', str(tmp_path), '--val-interval', '1',
-                 '--cfg-options', 'train_cfg.max_epochs=1', *tiny])
+    argv = ['--no-baseline', '--windows', '5', '--seeds', '3', '--gpus', '2', '--port', '29538',
+            '--data-root', synthetic_root, '--work-dir', str(tmp_path), '--val-interval', '1',
+            '--cfg-options', 'train_cfg.max_epochs=1', *tiny]
+    runner.main(argv)
     log = open(glob.glob(osp.join(tmp_path, 'aqr_window_5_seed3', '*', '*.log'))[0]).read()
     assert "dist_cfg: {'backend': 'gloo'}" in log and 'Distributed launcher: pytorch' in log
     assert 'Epoch(train) [1][4/4]' in log              # 16 training samples, batch 2, split over 2 processes
     assert 'seed: 3' in log
     table = open(osp.join(tmp_path, 'window_ablation.md')).read()
     assert '| AQR window 5 | 3 |' in table
+    # invoked again, the finished run is read back from its record, not trained again
+    trainings = sorted(glob.glob(osp.join(tmp_path, 'aqr_window_5_seed3', '2*')))
+    runner.main(argv)
+    assert sorted(glob.glob(osp.join(tmp_path, 'aqr_window_5_seed3', '2*'))) == trainings
+    assert open(osp.join(tmp_path, 'window_ablation.md')).read() == table
