@@ -124,3 +124,24 @@ def test_full_config_training_step(config, synthetic_root):
                  'img_backbone.layer4.2.conv3.weight', 'pts_backbone.blocks.0.0.weight'):
         grad = dict(model.named_parameters())[name].grad
         assert grad is not None and torch.isfinite(grad).all() and grad.abs().sum() > 0, name
+
+
+def test_heatmap_queries_are_an_option_of_the_full_config():
+    """TransFusion's query initialisation on the nuScenes recipe, by two --cfg-options."""
+    from mmengine.config import Config
+
+    from mmdet3d.registry import MODELS
+    import plugin  # noqa: F401
+    cfg = Config.fromfile(osp.join(REPO, 'configs/cmt/cmt_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'))
+    cfg.merge_from_dict({'model.pts_bbox_head.aux_heatmap_cfg.min_radius': 2,
+                         'model.pts_bbox_head.query_init': 'heatmap'})
+    head = MODELS.build(cfg.model.pts_bbox_head)
+    head.init_weights()
+    head.eval()
+    bev = torch.randn(1, cfg.model.pts_bbox_head.in_channels_bev, 180, 180)
+    ref, labels = head.heatmap_queries(bev)
+    assert ref.shape == (1, 900, 3) and labels.shape == (1, 900)
+    assert ((ref[..., :2] > 0) & (ref[..., :2] < 1)).all() and labels.max() < 10
+    # one query per heatmap entry: no (cell, class) pair is chosen twice
+    cells = (ref[0, :, 1] * 180).floor() * 180 + (ref[0, :, 0] * 180).floor()
+    assert len(set(zip(cells.tolist(), labels[0].tolist()))) == 900
