@@ -17,7 +17,8 @@ memory (max resident set of the training processes on CPU; mmengine's logged `me
 CUDA). Without `--nuscenes` the generated set in data/synthetic_nuscenes is used (created
 with tools/create_synthetic_nuscenes.py and tools/create_data.py, as `tools/demo.sh` does),
 or the one at `--data-root`. A run whose `<work-dir>/<arm>_seed<S>.json` record exists is
-not trained again, so an interrupted study continues where it stopped.
+not trained again when its command is the same, so an interrupted study continues where it
+stopped.
 """
 import argparse
 import glob
@@ -225,28 +226,53 @@ def main(argv=None):
             if args.dry_run:
                 continue
             record = osp.join(work_root, f'{tag}.json')
-            if osp.isfile(record):   # finished by an earlier invocation: a long study resumes
-                with open(record) as f:
-                    runs.append(json.load(f))
+            finished = load_record(record, cmd)
+            if finished is not None:   # an earlier invocation trained this very run: a long study resumes
+                runs.append(finished)
                 print(f'   finished before ({record})', flush=True)
-                continue
-            extra = {k: v for k, v in env.items() if os.environ.get(k) != v}
-            out = subprocess.run([sys.executable, __file__, '--child', json.dumps(cmd), json.dumps(extra),
-                                  osp.join(work_root, f'{tag}.log')], cwd=ROOT, capture_output=True, text=True)
-            if out.returncode != 0:
-                raise RuntimeError(f'{name}, seed {seed} failed:\n{out.stderr[-3000:]}')
-            res = json.loads(out.stdout.strip().splitlines()[-1])
-            evals, iter_s, cuda_mem = read_scalars(work_dir)
-            runs.append(dict(name=name, seed=seed, evals=evals, iter_s=iter_s,
-                             memory_mb=cuda_mem if cuda_mem is not None else res['peak_rss_mb']))
-            with open(record, 'w') as f:
-                json.dump(runs[-1], f)
-            print(f'   done in {res["wall_s"] / 60:.1f} min', flush=True)
+            else:
+                runs.append(run_one(cmd, env, work_root, tag, name, seed))
+                save_record(record, runs[-1])
             write_table(runs, osp.join(work_root, 'window_ablation.md'),
                         f'Window ablation ({kind}; baseline {osp.basename(baseline)}, AQR {osp.basename(aqr)}; '
                         f'seeds {args.seeds}; {args.gpus} process(es) per run; overrides '
                         f'{" ".join(args.cfg_options) or "none"})')
 
+
+def load_record(path: str, cmd) -> Optional[dict]:
+    """The saved result of a finished run, or None when there is none or it was trained
+    with another command (other options, data or arguments)."""
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        rec = json.load(f)
+    if rec.get('cmd') != cmd:
+        print(f'   {path} was trained with another command: training again', flush=True)
+        return None
+    return rec
+
+
+def save_record(path: str, run: dict):
+    """Writes the run's record atomically (a crash never leaves half a record)."""
+    with open(path + '.tmp', 'w') as f:
+        json.dump(run, f)
+    os.replace(path + '.tmp', path)
+
+
+def run_one(cmd, env, work_root: str, tag: str, name: str, seed: int) -> dict:
+    """Trains one run in a fresh helper process (so its peak RSS is its own) and returns
+    its record: evaluations, iteration time, memory and the command."""
+    extra = {k: v for k, v in env.items() if os.environ.get(k) != v}
+    out = subprocess.run([sys.executable, __file__, '--child', json.dumps(cmd), json.dumps(extra),
+                          osp.join(work_root, f'{tag}.log')], cwd=ROOT, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f'{name}, seed {seed} failed:\n{out.stderr[-3000:]}')
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    work_dir = cmd[cmd.index('--work-dir') + 1]
+    evals, iter_s, cuda_mem = read_scalars(work_dir)
+    print(f'   done in {res["wall_s"] / 60:.1f} min', flush=True)
+    return dict(name=name, seed=seed, evals=evals, iter_s=iter_s, cmd=cmd,
+                memory_mb=cuda_mem if cuda_mem is not None else res['peak_rss_mb'])
 
 if __name__ == '__main__':
     main()

@@ -9,23 +9,29 @@ records
 * `match_dist_m`: the mean centre distance between each ground-truth box and the query the
   head's Hungarian assigner gives it (last layer).
 * `churn`: the fraction of ground-truth boxes whose assigned query changed since the last
-  probe (DETR's unstable matching, Li et al. "DN-DETR", CVPR 2022).
-* `attn_entropy`: the entropy of the last decoder layer's cross-attention over the valid
-  keys, divided by log(number of keys) (1 = uniform, the start of training).
+  probe (DETR's unstable matching, Li et al. "DN-DETR", CVPR 2022); a query is identified
+  by the BEV cell of its reference point, which is what a heatmap query is.
+* `attn_entropy`: the entropy of the last decoder layer's cross-attention (with its
+  attention bias, e.g. AQR's) over the valid keys, divided by log(number of keys)
+  (1 = uniform, the start of training).
 
     python tools/analysis/query_diagnostics.py CONFIG --seed 1 --epochs 5 --every 20 \
         --out work_dirs/diag/seed1.json [--cfg-options k=v ...]
 
 Training stops after `--epochs` epochs of the config's schedule (the learning-rate schedule
-stays the config's); the probes do not change the training.
+stays the config's). The probe batch is drawn with the random states saved and restored,
+and the probes run without gradients in eval mode, so they leave the training as it is.
 """
+import inspect
 import json
 import math
 import os
 import os.path as osp
+import random
 import sys
 from typing import Dict, List
 
+import numpy as np
 import torch
 
 sys.path.insert(0, osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__)))))
@@ -35,33 +41,43 @@ from mmengine.hooks import Hook  # noqa: E402
 
 from plugin.models.dense_heads.cmt_head import CMT_CODE_ORDER  # noqa: E402
 from plugin.models.task_modules.box3d_coding import encode_boxes  # noqa: E402
+from plugin.models.utils.grids import bev_cells  # noqa: E402
 
 
 class CrossAttentionEntropy:
     """Forward hook on a `BiasedMultiheadAttention`: the normalised entropy of its attention
-    weights, recomputed densely from its q / k projections (probe batches are small)."""
+    weights, recomputed densely from its q / k projections, masks and attention bias as its
+    forward combines them (probe batches are small)."""
 
     def __init__(self):
         self.value = float('nan')
 
     def __call__(self, module, args, kwargs, output):
-        query = kwargs.get('query', args[0] if args else None)
-        key = kwargs.get('key')
+        kwargs = inspect.signature(module.forward).bind(*args, **kwargs).arguments
+        query, key = kwargs['query'], kwargs.get('key')
         if key is None:
             return
-        if kwargs.get('query_pos') is not None:
-            query = query + kwargs['query_pos']
-        if kwargs.get('key_pos') is not None:
-            key = key + kwargs['key_pos']
-        q, k = module._heads(module.q_proj(query)), module._heads(module.k_proj(key))
+        query_pos, key_pos = kwargs.get('query_pos'), kwargs.get('key_pos')
+        if key_pos is None and query_pos is not None and key.shape == query.shape:
+            key_pos = query_pos
+        q_in = query if query_pos is None else query + query_pos
+        k_in = key if key_pos is None else key + key_pos
+        q, k = module._heads(module.q_proj(q_in)), module._heads(module.k_proj(k_in))
         logits = q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])                # [B, h, Q, K]
+        bias = kwargs.get('attn_bias')
+        if bias is not None:
+            dense = bias if isinstance(bias, torch.Tensor) else bias.to_dense()
+            logits = logits + (dense[:, None] if dense.dim() == 3 else dense)
+        if kwargs.get('attn_mask') is not None:
+            mask = kwargs['attn_mask']
+            logits = logits.masked_fill(mask, float('-inf')) if mask.dtype == torch.bool else logits + mask
         valid = torch.ones(logits.shape[0], logits.shape[-1], dtype=torch.bool, device=logits.device)
         if kwargs.get('key_padding_mask') is not None:
             valid = ~kwargs['key_padding_mask']
         logits = logits.masked_fill(~valid[:, None, None], float('-inf'))
         p = logits.softmax(-1)
         ent = -(p * p.clamp(min=1e-12).log()).sum(-1)                            # [B, h, Q]
-        self.value = float((ent / valid.sum(-1).clamp(min=2).log()[:, None, None]).mean())
+        self.value = float((ent / valid.sum(-1).clamp(min=2).log()[:, None, None]).mean().detach())
 
 
 class QueryDiagnosticsHook(Hook):
@@ -72,7 +88,11 @@ class QueryDiagnosticsHook(Hook):
         self.every, self.records, self.batch, self.previous = every, [], None, None
 
     def before_train(self, runner):
-        self.batch = next(iter(runner.train_dataloader))
+        states = random.getstate(), np.random.get_state()
+        with torch.random.fork_rng():   # drawing the probe batch must not shift the training's randomness
+            self.batch = next(iter(runner.train_dataloader))
+        random.setstate(states[0])
+        np.random.set_state(states[1])
         self.probe(runner, 0)
 
     def after_train_iter(self, runner, batch_idx, data_batch=None, outputs=None):
@@ -94,34 +114,41 @@ class QueryDiagnosticsHook(Hook):
             metas = [s.metainfo for s in samples]
             img_feats, bev, planes, geometry = model.extract_feat(data['inputs'], metas)
             outs, _ = head(bev, img_feats, metas, triplane=planes, geometry=geometry)
+            ref, _ = head.initial_queries(bev, len(samples))
             boxes, labels = model._gt(samples)
         finally:
             handle.remove()
             model.train(was_training)
-        cls, codes = outs[0]['cls'][-1].float(), outs[0]['codes'][-1].float()     # [B, Q, C], [B, Q, 10]
-        centres = codes[..., [list(CMT_CODE_ORDER).index(i) for i in (0, 1)]] if head.code_layout == 'cmt' \
-            else codes[..., :2]
-        best = cls.sigmoid().max(-1).values
-        assigned, dists = [], []
-        for b in range(len(boxes)):
-            task_labels = head._task_targets(0, labels[b].long())
-            keep = task_labels < len(head.tasks[0])
-            gt_codes = encode_boxes(boxes[b][keep].to(codes.dtype))   # matched as the loss matches them
-            assign, _ = head.assigner.assign(cls[b], codes[b], task_labels[keep], gt_codes)
-            query_of_gt = torch.full((len(gt_codes),), -1, dtype=torch.long)
-            hit = (assign >= 0).nonzero()[:, 0]
-            query_of_gt[assign[hit]] = hit
-            assigned.append(query_of_gt)
-            if len(hit):
-                gt_xy = boxes[b][keep][:, :2].to(centres.dtype)
-                dists.append((centres[b, hit] - gt_xy[assign[hit]]).norm(dim=-1))
+        rows, cols = bev.shape[-2:] if bev is not None else (1, 1)
+        cells = bev_cells(ref, (rows, cols))
+        query_cell = cells[..., 0] * cols + cells[..., 1]                         # [B, Q]: a query's identity
+        best, spread, assigned, dists = [], [], [], []
+        for t, out in enumerate(outs):
+            cls, codes = out['cls'][-1].float(), out['codes'][-1].float()          # [B, Q, C], [B, Q, 10]
+            centres = codes[..., [list(CMT_CODE_ORDER).index(i) for i in (0, 1)]] if head.code_layout == 'cmt' \
+                else codes[..., :2]
+            best.append(cls.sigmoid().max(-1).values)
+            spread.append(centres.std(1).mean())
+            for b in range(len(boxes)):
+                task_labels = head._task_targets(t, labels[b].long())
+                keep = task_labels < len(head.tasks[t])
+                gt_codes = encode_boxes(boxes[b][keep].to(codes.dtype))   # matched as the loss matches them
+                assign, _ = head.assigner.assign(cls[b], codes[b], task_labels[keep], gt_codes)
+                cell_of_gt = torch.full((len(gt_codes),), -1, dtype=torch.long)
+                hit = (assign >= 0).nonzero()[:, 0]
+                cell_of_gt[assign[hit]] = query_cell[b, hit]
+                assigned.append(cell_of_gt)
+                if len(hit):
+                    gt_xy = boxes[b][keep][:, :2].to(centres.dtype)
+                    dists.append((centres[b, hit] - gt_xy[assign[hit]]).norm(dim=-1))
+        best = torch.stack(best).max(0).values                                   # [B, Q] over all tasks
         churn = float('nan')
         if self.previous is not None:
             now, before = torch.cat(assigned), torch.cat(self.previous)
             churn = float((now != before).float().mean()) if len(now) else float('nan')
         self.previous = assigned
         record = dict(iter=iteration,
-                      centre_spread_m=float(centres.std(1).mean()),
+                      centre_spread_m=float(torch.stack(spread).mean()),
                       score_spread=float(best.std(1).mean()), top_score=float(best.max()),
                       match_dist_m=float(torch.cat(dists).mean()) if dists else float('nan'),
                       churn=churn, attn_entropy=entropy.value)
@@ -152,7 +179,6 @@ def main():
     cfg.train_cfg.val_interval = 10 ** 6
     cfg.work_dir = args.work_dir
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', interval=10 ** 6, save_last=False)
-    cfg.custom_hooks = []
     from mmengine.runner import Runner
     runner = Runner.from_cfg(cfg)
     hook = QueryDiagnosticsHook(args.every)

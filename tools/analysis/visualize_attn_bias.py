@@ -36,12 +36,13 @@ def run_model(cfg, checkpoint, index):
     if getattr(head, 'aqr', None) is None:
         raise SystemExit(f'{cfg.filename}: model.pts_bbox_head has no aqr_cfg / attn_bias_cfg; use an AQR config')
     captured = {}
-    head.aqr.register_forward_hook(lambda m, args, out: captured.__setitem__('weights', out))
+    # the AQR's first input is the queries' reference points (learned or heatmap peaks)
+    head.aqr.register_forward_hook(lambda m, args, out: captured.update(weights=out, ref=args[0]))
     head.attn_bias_generator.register_forward_hook(lambda m, args, out: captured.__setitem__('bias', out))
     sample = DATASETS.build(cfg.test_dataloader.dataset)[index]
     with torch.no_grad():
         result = model.test_step(pseudo_collate([sample]))[0]
-    ref = denormalize_points(head.reference_points.weight.detach(), head.pc_range)
+    ref = denormalize_points(captured['ref'][0, -head.num_query:].detach(), head.pc_range)
     return captured['weights'], captured['bias'], ref.numpy(), sample, result.metainfo
 
 

@@ -21,11 +21,13 @@ only and inference is unchanged.
 
 `query_init` chooses where the queries are: 'learned' (CMT: `num_query` learned reference
 points, the same for every sample) or 'heatmap' (TransFusion, Bai et al. CVPR 2022: the
-`num_query` highest local maxima of the auxiliary class heatmap, one reference point per
-peak at its BEV cell centre, each query's content plus an embedding of the peak's class).
-Heatmap queries start where objects are in this sample, so no query has to travel across
-the map before it can be matched; the learned height of each slot is kept. It needs
-`aux_heatmap_cfg`, and a sample without a BEV map falls back to the learned points.
+highest 3x3 local maxima of the auxiliary class heatmap, one reference point per peak at
+its BEV cell centre and at a learned height of the peak's class, each query's content plus
+an embedding of the peak's class). Heatmap queries start where objects are in this sample,
+so no query has to travel across the map before it can be matched. `learned_queries` of
+the `num_query` stay CMT's learned points: when the LiDAR delivers nothing the heatmap
+has no peaks, and those queries still cover the map for the cameras. It needs
+`aux_heatmap_cfg` (and so the LiDAR BEV map).
 
 `aqr_cfg` + `attn_bias_cfg` (optional, together): `AQRWeightGenerator` gives
 every query a LiDAR and a camera weight from a LAM-restricted attention over the memory,
@@ -99,6 +101,8 @@ class CmtHead(BaseModule):
             queries, all averaged over the positives).
         query_init: 'learned' (CMT) or 'heatmap' (TransFusion's top-k heatmap peaks; needs
             aux_heatmap_cfg), see the module docstring.
+        learned_queries: with query_init='heatmap', how many of the num_query queries are
+            learned reference points (the rest are heatmap peaks).
         dn_cfg: num_groups (CMT: at most 10 and at most num_query // max GT, with
             cap_groups=True), box_noise_scale, split.
     """
@@ -136,6 +140,7 @@ class CmtHead(BaseModule):
                  query_content: str = 'zeros',
                  aux_heatmap_cfg: Optional[dict] = None,
                  query_init: str = 'learned',
+                 learned_queries: int = 0,
                  triplane_cfg: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
@@ -160,7 +165,17 @@ class CmtHead(BaseModule):
         self.pixel_offset, self.cam_embed_reduce = float(pixel_offset), cam_embed_reduce
         self.code_layout, self.loss_mode = code_layout, loss_mode
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
-        self.reference_points = nn.Embedding(num_query, 3)
+        if query_init not in ('learned', 'heatmap'):
+            raise ValueError(f"pts_bbox_head.query_init must be 'learned' or 'heatmap', got {query_init!r}")
+        if query_init == 'learned' and learned_queries:
+            raise ValueError("pts_bbox_head.learned_queries splits the queries of query_init='heatmap'; "
+                             f"with query_init='learned' all {num_query} are learned")
+        if not 0 <= learned_queries < num_query:
+            raise ValueError(f'pts_bbox_head.learned_queries must be in [0, num_query={num_query}), '
+                             f'got {learned_queries}')
+        self.query_init = query_init
+        self.learned_queries = num_query if query_init == 'learned' else int(learned_queries)
+        self.reference_points = nn.Embedding(self.learned_queries, 3) if self.learned_queries else None
         self.bev_proj = None
         if in_channels_bev and bev_proj_cfg is None:
             self.bev_proj = nn.Conv2d(in_channels_bev, embed_dims, 1)
@@ -218,14 +233,13 @@ class CmtHead(BaseModule):
                        pc_range=self.pc_range)
             aux.update(aux_heatmap_cfg)
             self.aux_heatmap = MODELS.build(aux)
-        if query_init not in ('learned', 'heatmap'):
-            raise ValueError(f"pts_bbox_head.query_init must be 'learned' or 'heatmap', got {query_init!r}")
         if query_init == 'heatmap' and self.aux_heatmap is None:
             raise ValueError("pts_bbox_head.query_init='heatmap' takes its queries from the auxiliary class "
                              'heatmap: set pts_bbox_head.aux_heatmap_cfg (e.g. dict())')
-        self.query_init = query_init
-        self.query_class_embed = (nn.Embedding(len(self.class_names), embed_dims)
-                                  if query_init == 'heatmap' else None)
+        self.query_class_embed = self.query_class_height = None
+        if query_init == 'heatmap':   # both zero at init: content from the BEV map, height mid-range
+            self.query_class_embed = nn.Embedding(len(self.class_names), embed_dims)
+            self.query_class_height = nn.Embedding(len(self.class_names), 1)
         self.triplane_query = None
         if triplane_cfg is not None:
             unknown = set(triplane_cfg) - {'in_channels', 'reduce'}
@@ -243,7 +257,11 @@ class CmtHead(BaseModule):
     def init_weights(self):
         super().init_weights()
         self.transformer.init_weights()
-        nn.init.uniform_(self.reference_points.weight, 0, 1)
+        if self.reference_points is not None:
+            nn.init.uniform_(self.reference_points.weight, 0, 1)
+        if self.query_class_embed is not None:
+            nn.init.zeros_(self.query_class_embed.weight)
+            nn.init.zeros_(self.query_class_height.weight)
         for head in self.task_heads:
             head.init_weights()
         if self.triplane_query is not None:
@@ -286,22 +304,43 @@ class CmtHead(BaseModule):
         return emb
 
     @torch.no_grad()
-    def heatmap_queries(self, bev_feat: Tensor) -> Tuple[Tensor, Tensor]:
-        """Reference points [B, num_query, 3] at the `num_query` highest 3x3 local maxima of
-        the auxiliary heatmap (over all classes and cells, as TransFusion), and the class of
-        each peak [B, num_query]. x, y are the peak's cell centre (rows y, columns x), z the
-        learned height of the query slot; selection is not differentiable."""
+    def heatmap_peaks(self, bev_feat: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+        """(x, y) [B, k, 2] and class [B, k] of the k highest 3x3 local maxima of the
+        auxiliary heatmap, over all classes and cells (TransFusion); x, y are normalised cell
+        centres (rows y, columns x). The selection is not differentiable.
+
+        In training the heatmap is computed again for its loss (`BEVHeatmapAux.loss`): its
+        BatchNorm sees the same batch twice, which moves the running statistics twice as
+        fast towards the same values."""
         heat = self.aux_heatmap(bev_feat).sigmoid()                               # [B, C, H, W]
         b, c, h, w = heat.shape
-        if self.num_query > c * h * w:
-            raise ValueError(f'pts_bbox_head.num_query={self.num_query} exceeds the {c} x {h} x {w} heatmap '
-                             "entries that query_init='heatmap' selects from")
+        if k > c * h * w:
+            raise ValueError(f"pts_bbox_head: {k} heatmap queries (query_init='heatmap', num_query - "
+                             f'learned_queries) exceed the {c} x {h} x {w} heatmap entries')
         peaks = heat * (heat == F.max_pool2d(heat, 3, stride=1, padding=1))      # 0 off the local maxima
-        index = peaks.flatten(1).topk(self.num_query, dim=1).indices             # [B, N]
+        index = peaks.flatten(1).topk(k, dim=1).indices                          # [B, k]
         labels, cell = index // (h * w), index % (h * w)
         xy = torch.stack([(cell % w + 0.5) / w, (cell // w + 0.5) / h], -1).to(bev_feat.dtype)
-        z = self.reference_points.weight[None, :, 2:].detach().expand(b, -1, -1).to(xy.dtype)
-        return torch.cat([xy, z], -1), labels
+        return xy, labels
+
+    def initial_queries(self, bev_feat: Optional[Tensor], batch_size: int) -> Tuple[Tensor, Optional[Tensor]]:
+        """Reference points [B, num_query, 3] of the matching queries (normalised to the
+        point-cloud range) and, with heatmap queries, the class of each [B, num_query]
+        (-1: a learned query); heatmap peaks first, then the learned points."""
+        learned = None
+        if self.reference_points is not None:
+            learned = self.reference_points.weight[None].expand(batch_size, -1, -1)
+        if self.query_init == 'learned':
+            return learned, None
+        if bev_feat is None:
+            raise ValueError("pts_bbox_head.query_init='heatmap' needs the LiDAR BEV map (a LiDAR failure is an "
+                             'empty point cloud, which still gives one)')
+        xy, labels = self.heatmap_peaks(bev_feat, self.num_query - self.learned_queries)
+        ref = torch.cat([xy, self.query_class_height(labels).sigmoid().to(xy.dtype)], -1)
+        if learned is not None:
+            ref = torch.cat([ref, learned.to(ref.dtype)], 1)
+            labels = F.pad(labels, (0, self.learned_queries), value=-1)
+        return ref, labels
 
     # ------------------------------------------------------------------ forward
     def forward(self, bev_feat: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict],
@@ -312,10 +351,7 @@ class CmtHead(BaseModule):
         `geometry`: the batch's `CameraGeometry` (built from `img_metas` when not given)."""
         ref_feat = bev_feat if bev_feat is not None else img_feats
         b, device = ref_feat.shape[0], ref_feat.device
-        ref = self.reference_points.weight[None].expand(b, -1, -1)
-        peak_labels = None
-        if self.query_init == 'heatmap' and bev_feat is not None:
-            ref, peak_labels = self.heatmap_queries(bev_feat)
+        ref, peak_labels = self.initial_queries(bev_feat, b)
         attn_mask, dn = None, None
         if self.training and gt_boxes is not None and self.dn_cfg:
             groups = self.dn_cfg['num_groups']
@@ -341,9 +377,10 @@ class CmtHead(BaseModule):
             query = self.content_proj(sample_bev(bev, ref[..., :2]))
         else:
             query = torch.zeros_like(query_pos)
-        if peak_labels is not None:   # DN queries (first) keep their content
+        if peak_labels is not None:   # the peaks' classes; learned and DN queries (first) get none
             pad = query.shape[1] - peak_labels.shape[1]
-            query = query + F.pad(self.query_class_embed(peak_labels), (0, 0, pad, 0))
+            cls_embed = self.query_class_embed(peak_labels.clamp(min=0)) * (peak_labels >= 0)[..., None]
+            query = query + F.pad(cls_embed.to(query.dtype), (0, 0, pad, 0))
         if self.triplane_query is not None and triplane is not None:
             sampled = sample_triplane(triplane, ref.clamp(0, 1), self.triplane_reduce)
             query = query + self.triplane_query(sampled.to(query.dtype))

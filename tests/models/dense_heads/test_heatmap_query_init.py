@@ -1,12 +1,15 @@
 """CmtHead(query_init='heatmap'): queries at the top-k local maxima of the auxiliary class
-heatmap (TransFusion), with the peak's class embedded in their content."""
+heatmap (TransFusion), with the peak's class embedded in their content and a learned
+height per class, next to `learned_queries` of CMT's learned reference points."""
 import pytest
 import torch
 
 from plugin.models.utils.bev_sampling import sample_bev
-from plugin.models.utils.camera_geometry import CameraGeometry
-from tests.helpers.camera_rig import IMG_C, IMG_H, IMG_W, STRIDE, metas
 from tests.helpers.small_heads import small_cmt_head
+
+
+def heatmap_head(**kwargs):
+    return small_cmt_head('bev', aux_heatmap_cfg=dict(), query_init='heatmap', **kwargs)
 
 
 def planted_heatmap(head, logits):
@@ -14,9 +17,15 @@ def planted_heatmap(head, logits):
     head.aux_heatmap.forward = lambda bev: logits
 
 
-def test_reference_points_sit_on_the_strongest_local_maxima():
+def capture_transformer_inputs(head):
+    grab = []
+    head.transformer.register_forward_pre_hook(lambda m, a: grab.append((a[0].clone(), a[1].clone())))
+    return grab
+
+
+def test_peaks_are_the_strongest_local_maxima_rows_y_columns_x():
     torch.manual_seed(0)
-    head = small_cmt_head('bev', aux_heatmap_cfg=dict(), query_init='heatmap', num_query=3).eval()
+    head = heatmap_head(num_query=3).eval()
     h, w = 6, 8
     logits = torch.full((1, 2, h, w), -8.0)
     logits[0, 0, 1, 2] = 3.0          # car peak at row 1, col 2
@@ -24,33 +33,49 @@ def test_reference_points_sit_on_the_strongest_local_maxima():
     logits[0, 0, 1, 3] = 2.5          # next to the car peak: not a local maximum
     logits[0, 1, 5, 0] = 1.0          # a weaker isolated peak
     planted_heatmap(head, logits)
-    ref, labels = head.heatmap_queries(torch.randn(1, 16, h, w))
-    expected_xy = torch.tensor([[(2 + 0.5) / w, (1 + 0.5) / h], [(6 + 0.5) / w, (4 + 0.5) / h],
-                                [(0 + 0.5) / w, (5 + 0.5) / h]])
-    assert torch.allclose(ref[0, :, :2], expected_xy)
-    assert labels[0].tolist() == [0, 1, 1]
-    # the height is the learned height of each query slot
-    assert torch.equal(ref[0, :, 2], head.reference_points.weight[:3, 2].detach())
+    xy, labels = head.heatmap_peaks(torch.randn(1, 16, h, w), 3)
+    expected = torch.tensor([[(2 + 0.5) / w, (1 + 0.5) / h], [(6 + 0.5) / w, (4 + 0.5) / h],
+                             [(0 + 0.5) / w, (5 + 0.5) / h]])
+    assert torch.allclose(xy[0], expected) and labels[0].tolist() == [0, 1, 1]
+
+
+def test_initial_queries_heatmap_peaks_then_learned_points_with_class_heights():
+    torch.manual_seed(0)
+    head = heatmap_head(num_query=5, learned_queries=2).eval()
+    assert head.reference_points.weight.shape == (2, 3)
+    logits = torch.full((2, 2, 6, 6), -8.0)
+    logits[:, 0, 0, 0], logits[:, 1, 2, 3], logits[:, 0, 5, 5] = 4.0, 3.0, 2.0
+    planted_heatmap(head, logits)
+    with torch.no_grad():
+        head.query_class_height.weight[:] = torch.tensor([[1.0], [-2.0]])
+    ref, labels = head.initial_queries(torch.randn(2, 16, 6, 6), 2)
+    assert ref.shape == (2, 5, 3) and labels[0].tolist() == [0, 1, 0, -1, -1]
+    assert torch.allclose(ref[0, :3, 2], torch.sigmoid(torch.tensor([1.0, -2.0, 1.0])))
+    assert torch.equal(ref[1, 3:], head.reference_points.weight)
+    # the heights and the learned points are trained through the reference points
+    ref.sum().backward()
+    assert head.query_class_height.weight.grad.abs().sum() > 0 and head.reference_points.weight.grad is not None
 
 
 def test_forward_decodes_from_the_peaks_and_embeds_their_class():
     torch.manual_seed(0)
-    head = small_cmt_head('bev', aux_heatmap_cfg=dict(), query_init='heatmap', num_query=4).eval()
+    head = heatmap_head(num_query=4, learned_queries=1).eval()
+    torch.nn.init.normal_(head.query_class_embed.weight)
     bev = torch.randn(1, 16, 6, 6)
     logits = torch.full((1, 2, 6, 6), -8.0)
-    for k, (c, r, col) in enumerate([(0, 0, 0), (1, 2, 3), (0, 5, 5), (1, 4, 1)]):
+    for k, (c, r, col) in enumerate([(0, 0, 0), (1, 2, 3), (0, 5, 5)]):
         logits[0, c, r, col] = 4.0 - k
     planted_heatmap(head, logits)
-    grab = []
-    head.transformer.register_forward_pre_hook(lambda m, a: grab.append((a[0].clone(), a[1].clone())))
+    grab = capture_transformer_inputs(head)
     outs, _ = head(bev, None, [{}])
     assert outs[0]['cls'].shape == (2, 1, 4, 2) and torch.isfinite(outs[0]['codes']).all()
     query, query_pos = grab[0]
-    ref, labels = head.heatmap_queries(bev)
-    # position embedding of the peaks; content = BEV feature there + the class embedding
+    ref, labels = head.initial_queries(bev, 1)
+    # position embedding of the points; content = BEV feature there + the class embedding (peaks only)
     assert torch.allclose(query_pos, head.query_embedding(ref, None))
     bev_memory, _ = head._bev_memory(bev)
-    content = head.content_proj(sample_bev(bev_memory, ref[..., :2])) + head.query_class_embed(labels)
+    content = head.content_proj(sample_bev(bev_memory, ref[..., :2]))
+    content[:, :3] += head.query_class_embed(labels[:, :3])
     assert torch.allclose(query, content, atol=1e-6)
     # the predicted centres start at the peaks: with zero regression they are the cell centres
     for task_head in head.task_heads:
@@ -63,32 +88,36 @@ def test_forward_decodes_from_the_peaks_and_embeds_their_class():
     assert torch.allclose(centres, expected, atol=1e-4)
 
 
-def test_dn_queries_keep_their_content_and_training_runs():
+def test_dn_queries_keep_their_content_and_every_new_parameter_trains():
     torch.manual_seed(0)
-    head = small_cmt_head('bev', aux_heatmap_cfg=dict(), query_init='heatmap',
-                          dn_cfg=dict(num_groups=2, box_noise_scale=1.0, split=0.75)).train()
-    bev = torch.randn(1, 16, 6, 6, requires_grad=True)
+    head = heatmap_head(learned_queries=5, dn_cfg=dict(num_groups=2, box_noise_scale=1.0, split=0.75)).train()
+    bev = torch.randn(1, 16, 6, 6)
     boxes = [torch.tensor([[1.0, 2.0, -1.0, 4.0, 2.0, 1.5, 0.1, 0.0, 0.0]])]
     labels = [torch.tensor([0])]
+    grab = capture_transformer_inputs(head)
+    torch.manual_seed(1)                                   # the same DN noise in both passes
+    head(bev, None, [{}], boxes, labels)
+    torch.nn.init.normal_(head.query_class_embed.weight)
+    torch.manual_seed(1)
     outs, dn = head(bev, None, [{}], boxes, labels)
-    assert outs[0]['cls'].shape[2] == dn.pad_size + head.num_query
+    pad, peaks = dn.pad_size, head.num_query - head.learned_queries
+    assert outs[0]['cls'].shape[2] == pad + head.num_query
+    plain, embedded = grab[0][0], grab[1][0]
+    # only the heatmap queries carry the class embedding: not the DN queries, not the learned ones
+    assert torch.equal(plain[:, :pad], embedded[:, :pad])
+    assert not torch.allclose(plain[:, pad:pad + peaks], embedded[:, pad:pad + peaks])
+    assert torch.equal(plain[:, pad + peaks:], embedded[:, pad + peaks:])
     losses = head.loss(outs, dn, boxes, labels, bev_feat=bev)
     sum(losses.values()).backward()
-    assert head.query_class_embed.weight.grad.abs().sum() > 0
+    for name in ('query_class_embed', 'query_class_height', 'reference_points'):
+        assert getattr(head, name).weight.grad.abs().sum() > 0, name
     assert head.aux_heatmap.net[-1].weight.grad.abs().sum() > 0
 
 
-def test_without_a_bev_map_the_learned_points_are_used():
-    torch.manual_seed(0)
-    head = small_cmt_head('bev', aux_heatmap_cfg=dict(), query_init='heatmap', in_channels_img=IMG_C).eval()
-    ref = head.reference_points.weight.detach()
-    grab = []
-    head.transformer.register_forward_pre_hook(lambda m, a: grab.append(a[1].clone()))
-    imgs = torch.randn(1, 3, IMG_C, IMG_H // STRIDE, IMG_W // STRIDE)
-    head(None, imgs, metas(batch=1))
-    geometry = CameraGeometry.from_metas(metas(batch=1), input_shape=(IMG_H, IMG_W), num_views=3, device='cpu')
-    assert torch.isfinite(grab[0]).all()
-    assert torch.allclose(grab[0], head.query_embedding(ref[None], geometry))
+def test_without_a_bev_map_heatmap_queries_are_an_error_naming_the_option():
+    head = heatmap_head()
+    with pytest.raises(ValueError, match="query_init='heatmap' needs the LiDAR BEV map"):
+        head.initial_queries(None, 1)
 
 
 def test_bad_query_init_settings_are_refused():
@@ -96,6 +125,10 @@ def test_bad_query_init_settings_are_refused():
         small_cmt_head('bev', query_init='topk')
     with pytest.raises(ValueError, match='aux_heatmap_cfg'):
         small_cmt_head('bev', query_init='heatmap')
-    head = small_cmt_head('bev', aux_heatmap_cfg=dict(), query_init='heatmap', num_query=100)
-    with pytest.raises(ValueError, match='num_query=100'):
+    with pytest.raises(ValueError, match='learned_queries'):
+        small_cmt_head('bev', learned_queries=3)
+    with pytest.raises(ValueError, match='learned_queries'):
+        heatmap_head(num_query=20, learned_queries=20)
+    head = heatmap_head(num_query=100)
+    with pytest.raises(ValueError, match='100 heatmap queries'):
         head(torch.randn(1, 16, 4, 4), None, [{}])

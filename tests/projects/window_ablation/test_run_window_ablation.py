@@ -46,6 +46,15 @@ def test_mean_and_spread_over_seeds(runner):
     assert math.isnan(rows[1]['NDS'][1]) and rows[1]['NDS'][0] == pytest.approx(0.6)
 
 
+def test_records_are_reused_only_for_the_same_command(runner, tmp_path):
+    path = str(tmp_path / 'aqr_window_5_seed0.json')
+    rec = dict(name='AQR window 5', seed=0, evals=[[10, {'x': 1.0}]], iter_s=1.0, memory_mb=2.0, cmd=['train', 'a=1'])
+    runner.save_record(path, rec)
+    assert runner.load_record(path, ['train', 'a=1']) == rec and not osp.exists(path + '.tmp')
+    assert runner.load_record(path, ['train', 'a=2']) is None            # other options: train again
+    assert runner.load_record(str(tmp_path / 'missing.json'), ['train']) is None
+
+
 def test_two_gloo_processes_per_run(runner, synthetic_root, tmp_path):
     tiny = [o for o in tiny_options(synthetic_root) if 'data_root' not in o and 'ann_file' not in o]
     argv = ['--no-baseline', '--windows', '5', '--seeds', '3', '--gpus', '2', '--port', '29538',

@@ -10,8 +10,9 @@ from tests.helpers.repo import load_tool, run_tool
 from tests.helpers.tiny_cmt import CONFIG, tiny_options
 
 
-def numpy_entropy(module, query, key, key_padding_mask):
-    """Mean over batch, heads and queries of the attention entropy / log(valid keys)."""
+def numpy_entropy(module, query, key, key_padding_mask, bias=None):
+    """Mean over batch, heads and queries of the attention entropy / log(valid keys), with an
+    additive bias [B, Q, K]."""
     def proj(lin, x):
         return x @ lin.weight.detach().numpy().T + lin.bias.detach().numpy()
     h = module.num_heads
@@ -23,6 +24,8 @@ def numpy_entropy(module, query, key, key_padding_mask):
         valid = ~key_padding_mask[bi].numpy()
         for hi in range(h):
             logits = q[bi, :, hi * d:(hi + 1) * d] @ k[bi, valid, hi * d:(hi + 1) * d].T / math.sqrt(d)
+            if bias is not None:
+                logits = logits + bias[bi][:, valid]
             p = np.exp(logits - logits.max(-1, keepdims=True))
             p /= p.sum(-1, keepdims=True)
             values.append((-(p * np.log(p)).sum(-1) / math.log(valid.sum())).mean())
@@ -42,6 +45,19 @@ def test_entropy_probe_matches_a_dense_reference_and_is_one_when_uniform():
     attn(query=query, key=key, value=key, key_padding_mask=mask)
     assert 0.05 < probe.value < 0.999
     assert abs(probe.value - numpy_entropy(attn, query, key, mask)) < 1e-5
+    # an attention bias (AQR's) is part of the attention the probe measures
+    bias = torch.randn(2, 5, 9) * 4
+    attn(query=query, key=key, value=key, key_padding_mask=mask, attn_bias=bias)
+    assert abs(probe.value - numpy_entropy(attn, query, key, mask, bias.numpy())) < 1e-5
+
+    class Compact:   # a compact bias: the probe densifies it, the attention calls attend()
+        def to_dense(self):
+            return bias
+
+        def attend(self, q, k, v, mask=None):
+            return torch.zeros_like(q)
+    attn(query=query, key=key, value=key, key_padding_mask=mask, attn_bias=Compact())
+    assert abs(probe.value - numpy_entropy(attn, query, key, mask, bias.numpy())) < 1e-5
     torch.nn.init.zeros_(attn.k_proj.weight)          # every key looks the same: uniform attention
     attn(query=query, key=key, value=key, key_padding_mask=mask)
     assert abs(probe.value - 1.0) < 1e-6
@@ -61,3 +77,36 @@ def test_a_short_run_records_every_probe(synthetic_root, tmp_path):
         assert r['match_dist_m'] >= 0
     assert math.isnan(records[0]['churn']) and all(0 <= r['churn'] <= 1 for r in records[1:])
     assert '| iter | centre_spread_m' in proc.stdout
+
+
+def test_churn_is_zero_for_an_unchanged_model_and_counts_moved_matches(synthetic_root):
+    import logging
+    from types import SimpleNamespace
+
+    from mmengine.dataset import pseudo_collate
+
+    from mmdet3d.registry import DATASETS, MODELS
+    from mmdet3d.utils import register_all_modules
+    from tests.helpers.tiny_cmt import tiny_cfg
+    register_all_modules(init_default_scope=True)
+    tool = load_tool('tools/analysis/query_diagnostics.py')
+    cfg = tiny_cfg(synthetic_root)
+    cfg.model.pts_bbox_head.update(query_init='learned', learned_queries=0)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    dataset = DATASETS.build(cfg.train_dataloader.dataset)
+    hook = tool.QueryDiagnosticsHook()
+    hook.batch = pseudo_collate([dataset[0], dataset[1]])
+    runner = SimpleNamespace(model=model, logger=logging.getLogger('query_diagnostics_test'))
+    hook.probe(runner, 0)
+    hook.probe(runner, 1)
+    assert math.isnan(hook.records[0]['churn']) and hook.records[1]['churn'] == 0.0
+    assert hook.records[0]['centre_spread_m'] == hook.records[1]['centre_spread_m'] > 0
+    # every reference point moved by a quarter of the map: every match lands in another cell
+    with torch.no_grad():
+        ref = model.pts_bbox_head.reference_points.weight
+        ref[:, 0] = (ref[:, 0] + 0.25) % 1.0
+    hook.probe(runner, 2)
+    assert hook.records[2]['churn'] > 0.9
+    assert model.training                                # the probe leaves the mode as it found it
