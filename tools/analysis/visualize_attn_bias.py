@@ -27,7 +27,8 @@ def run_model(cfg, checkpoint, index):
     from mmdet3d.apis import init_model
     from mmdet3d.registry import DATASETS
     from mmengine.dataset import pseudo_collate
-    import plugin  # noqa: F401
+    import plugin
+    plugin.compat.apply()   # e.g. full loading of the user's own (local) checkpoint
     from plugin.models.utils import denormalize_points
     model = init_model(cfg, checkpoint, device='cpu')
     if checkpoint is None:

@@ -28,7 +28,8 @@ def main():
     from mmdet3d.apis import init_model
     from mmdet3d.registry import DATASETS
     from mmengine.dataset import pseudo_collate
-    import plugin  # noqa: F401
+    import plugin
+    plugin.compat.apply()   # e.g. full loading of the user's own (local) checkpoint
     model = init_model(cfg, args.checkpoint, device='cpu')
     test_set = DATASETS.build(cfg.test_dataloader.dataset)
     browse = build_browse_dataset(cfg, 'val')
