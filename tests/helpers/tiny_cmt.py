@@ -32,6 +32,19 @@ def tiny_cfg(root, config=CONFIG):
     return cfg
 
 
+def save_tiny_checkpoint(root, path, **extra):
+    """Saves the tiny model's initial weights (seed 0) as a checkpoint `path`, with the
+    `extra` top-level entries (e.g. mmengine's message hub); returns `path`."""
+    from mmdet3d.registry import MODELS
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    torch.manual_seed(0)
+    model = MODELS.build(tiny_cfg(root).model)
+    model.init_weights()
+    torch.save(dict(meta=dict(), state_dict=model.state_dict(), **extra), path)
+    return path
+
+
 def fit_fixed_batch(cfg, steps, autocast_dtype=None, after_backward=None):
     """Builds cfg.model without DN (deterministic targets), trains it with AdamW 1e-3 on
     the first training sample for `steps` steps (under CPU autocast to `autocast_dtype`

@@ -4,11 +4,10 @@ import json
 import os.path as osp
 
 import pytest
-import torch
 
 import plugin  # noqa: F401
 from tests.helpers.repo import load_tool
-from tests.helpers.tiny_cmt import CONFIG, tiny_cfg, tiny_options
+from tests.helpers.tiny_cmt import CONFIG, save_tiny_checkpoint, tiny_options
 
 robustness_eval = load_tool('tools/robustness_eval.py')
 
@@ -39,14 +38,7 @@ def test_markdown_table_reports_the_change_against_clean():
 
 
 def test_runs_scenarios_and_writes_table_json_and_chart(synthetic_root, tmp_path):
-    from mmdet3d.registry import MODELS
-    from mmdet3d.utils import register_all_modules
-    register_all_modules(init_default_scope=True)
-    torch.manual_seed(0)
-    model = MODELS.build(tiny_cfg(synthetic_root).model)
-    model.init_weights()
-    ckpt = str(tmp_path / 'init.pth')
-    torch.save(dict(state_dict=model.state_dict(), meta=dict()), ckpt)
+    ckpt = save_tiny_checkpoint(synthetic_root, str(tmp_path / 'init.pth'))
     work = str(tmp_path / 'robust')
     rows = robustness_eval.main([CONFIG, ckpt, '--work-dir', work, '--scenarios', 'clean', 'camera_all_drop',
                                  '--label', 'tiny', '--cfg-options', *tiny_options(synthetic_root)])
