@@ -231,7 +231,7 @@ def main(argv=None):
                 runs.append(finished)
                 print(f'   finished before ({record})', flush=True)
             else:
-                runs.append(run_one(cmd, env, work_root, tag, name, seed))
+                runs.append(run_one(cmd, env, work_dir, osp.join(work_root, f'{tag}.log'), name, seed))
                 save_record(record, runs[-1])
             write_table(runs, osp.join(work_root, 'window_ablation.md'),
                         f'Window ablation ({kind}; baseline {osp.basename(baseline)}, AQR {osp.basename(aqr)}; '
@@ -259,16 +259,15 @@ def save_record(path: str, run: dict):
     os.replace(path + '.tmp', path)
 
 
-def run_one(cmd, env, work_root: str, tag: str, name: str, seed: int) -> dict:
-    """Trains one run in a fresh helper process (so its peak RSS is its own) and returns
-    its record: evaluations, iteration time, memory and the command."""
+def run_one(cmd, env, work_dir: str, log_path: str, name: str, seed: int) -> dict:
+    """Trains one run (writing into `work_dir`) in a fresh helper process, so its peak RSS
+    is its own, and returns its record: evaluations, iteration time, memory and the command."""
     extra = {k: v for k, v in env.items() if os.environ.get(k) != v}
-    out = subprocess.run([sys.executable, __file__, '--child', json.dumps(cmd), json.dumps(extra),
-                          osp.join(work_root, f'{tag}.log')], cwd=ROOT, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, __file__, '--child', json.dumps(cmd), json.dumps(extra), log_path],
+                         cwd=ROOT, capture_output=True, text=True)
     if out.returncode != 0:
         raise RuntimeError(f'{name}, seed {seed} failed:\n{out.stderr[-3000:]}')
     res = json.loads(out.stdout.strip().splitlines()[-1])
-    work_dir = cmd[cmd.index('--work-dir') + 1]
     evals, iter_s, cuda_mem = read_scalars(work_dir)
     print(f'   done in {res["wall_s"] / 60:.1f} min', flush=True)
     return dict(name=name, seed=seed, evals=evals, iter_s=iter_s, cmd=cmd,
