@@ -99,15 +99,20 @@ def _zoom_step(step: dict, zoom: float, view_size: tuple, config: str):
     transform's default rule keeps the bottom rows, which a strong zoom fills with road)."""
     if zoom < 1:
         raise ValueError(f'{config}: --zoom must be >= 1, got {zoom}')
-    if step.get('bot_pct_lim') is not None:
-        raise ValueError(f'{config}: MultiViewImageResizeCrop.bot_pct_lim is set; --zoom sets it itself')
+    if step.get('bot_pct_lim') is not None or step.get('test_scale', 'mean') != 'mean':
+        raise ValueError(f'{config}: MultiViewImageResizeCrop sets bot_pct_lim or test_scale; --zoom sets the '
+                         'crop itself and needs the test scale to be the mean of resize_lim')
     step['resize_lim'] = tuple(zoom * r for r in step.get('resize_lim', (1.0, 1.0)))
     final_w, final_h = step['final_size']
-    new_h = view_size[1] / view_size[0] * final_w * sum(step['resize_lim']) / 2
-    if new_h < final_h:
-        raise ValueError(f'{config}: --zoom {zoom} resizes the views to {new_h:.0f} rows, fewer than the '
-                         f'{final_h} of the crop')
+    aspect = view_size[1] / view_size[0]
+    new_h = aspect * final_w * sum(step['resize_lim']) / 2
     bottom = 0.5 - final_h / (2 * new_h)
+    # the crop's top row is (1 - bottom) * rows - final_h: centred at the mean scale, off by
+    # final_h / 2 * (scale / mean - 1) rows at the others, and inside the view at the smallest
+    smallest = aspect * final_w * step['resize_lim'][0]
+    if (1 - bottom) * smallest < final_h:
+        raise ValueError(f'{config}: --zoom {zoom} resizes the views to as few as {smallest:.0f} rows, too few '
+                         f'for a centred crop of {final_h}')
     step['bot_pct_lim'] = (bottom, bottom)
 
 
@@ -189,11 +194,13 @@ def mean_std(values):
 
 def report(results: dict, args, cells: float):
     """Markdown table, JSON and chart of NDS per model and noise level."""
-    rotations = {d: ROTATIONS[d] for d in sorted(args.rotations)}
+    rotations = {d: ROTATIONS[d] for d in sorted(args.rotations) if all(ROTATIONS[d] in r for r in results.values())}
     levels = [('clean', 'clean')] + [(f'{d:g} deg', s) for d, s in rotations.items()] + \
         [(f'{c:g} cm', s) for c, s in TRANSLATIONS.items()]
     if all(CAMERAS_BLANK in r for r in results.values()):
         levels.append(('all cameras blank', CAMERAS_BLANK))
+    else:
+        print(f'not every run was tested with {CAMERAS_BLANK} (older runs): the column is left out')
     worst = rotations[max(rotations)]
     seeds = sorted({s for (_, s) in results})
     models = [m for m in args.models if any((m, s) in results for s in seeds)]

@@ -50,8 +50,15 @@ def test_zoom_enlarges_the_views_and_crops_their_centre(study):
         assert abs(x0 + 128 - new_w / 2) <= 1 and abs(y0 + 72 - new_h / 2) <= 1 and not flip
     with pytest.raises(ValueError, match='--zoom'):
         study.study_config(study.MODELS['cmt'], (256, 144), 8, zoom=0.5, view_size=(1600, 900))
-    with pytest.raises(ValueError, match='fewer than'):
-        study.study_config(study.MODELS['cmt'], (256, 250), 8, zoom=1.0, view_size=(1600, 900))
+    with pytest.raises(ValueError, match='too few'):     # at scale 0.94 the crop would start above the view
+        study.study_config(study.MODELS['cmt'], (256, 144), 8, zoom=1.0, view_size=(1600, 900))
+    for zoom in (1.3, 5.0):                               # the smallest scale of the draw still fits
+        step = [s for s in study.study_config(study.MODELS['cmt'], (256, 144), 8, zoom=zoom, view_size=(1600, 900))
+                .train_dataloader.dataset.pipeline if s['type'] == 'MultiViewImageResizeCrop'][0]
+        lo = step['resize_lim'][0]
+        smallest = MultiViewImageResizeCrop((256, 144), resize_lim=(lo, lo), bot_pct_lim=step['bot_pct_lim'])
+        _, _, new_h, _, y0, _ = smallest._draw(900, 1600)
+        assert 0 <= y0 and y0 + 144 <= new_h
 
 
 def test_bad_settings_are_refused(study):
