@@ -30,7 +30,9 @@ tail -n 4 "$WORK/create_data.log"
 T2=$(t)
 echo; echo "== 3/5 train $CONFIG (log: $WORK/train.log) =="
 OPTS=(train_cfg.val_interval=1000)   # the demo tests once, in step 4
-[ -n "${EPOCHS:-}" ] && OPTS+=(train_cfg.max_epochs="$EPOCHS")
+# the synthetic configs' cosine decay (their second LR scheduler) must end with the training
+[ -n "${EPOCHS:-}" ] && OPTS+=(train_cfg.max_epochs="$EPOCHS" param_scheduler.1.T_max="$EPOCHS"
+                               param_scheduler.1.end="$EPOCHS")
 [ -n "${SEED:-}" ] && OPTS+=(randomness.seed="$SEED")
 rm -f "$WORK/last_checkpoint"
 # the progress bar is on stderr (the terminal), mmengine's log on stdout (train.log)
