@@ -139,7 +139,7 @@ def test_heatmap_queries_are_an_option_of_the_full_config():
     head.init_weights()
     head.eval()
     bev = torch.randn(1, cfg.model.pts_bbox_head.in_channels_bev, 180, 180)
-    ref, labels = head.initial_queries(bev, 1)
+    ref, labels = head.initial_queries(head.dense_heatmap(bev), 1)
     assert ref.shape == (1, 900, 3) and labels.shape == (1, 900) and head.reference_points is None
     assert ((ref > 0) & (ref < 1)).all() and 0 <= labels.min() and labels.max() < 10
     # the strongest peak comes first, at its cell centre: x from the column, y from the row
@@ -147,5 +147,5 @@ def test_heatmap_queries_are_an_option_of_the_full_config():
         logits = head.aux_heatmap(bev)
     logits[0, 3, 10, 100] = logits.max() + 5
     head.aux_heatmap.forward = lambda x: logits
-    ref, labels = head.initial_queries(bev, 1)
+    ref, labels = head.initial_queries(head.dense_heatmap(bev), 1)
     assert labels[0, 0] == 3 and torch.allclose(ref[0, 0, :2], torch.tensor([100.5 / 180, 10.5 / 180]))

@@ -114,7 +114,7 @@ class QueryDiagnosticsHook(Hook):
             metas = [s.metainfo for s in samples]
             img_feats, bev, planes, geometry = model.extract_feat(data['inputs'], metas)
             outs, _ = head(bev, img_feats, metas, triplane=planes, geometry=geometry)
-            ref, _ = head.initial_queries(bev, len(samples))
+            ref, _ = head.initial_queries(outs[0].get('dense_heatmap'), len(samples))
             boxes, labels = model._gt(samples)
         finally:
             handle.remove()

@@ -73,8 +73,9 @@ class BEVHeatmapAux(BaseModule):
                 draw_heatmap_gaussian(heat[b, label], torch.tensor([int(cx), int(cy)]), radius)
         return heat
 
-    def loss(self, bev_feat: Tensor, gt_boxes: List[Tensor], gt_labels: List[Tensor]) -> Tensor:
-        pred = clip_sigmoid(self(bev_feat))
+    def loss(self, logits: Tensor, gt_boxes: List[Tensor], gt_labels: List[Tensor]) -> Tensor:
+        """Gaussian focal loss of `logits` (this module's output) against the boxes' heatmaps."""
+        pred = clip_sigmoid(logits.clone())     # mmdet3d's clip_sigmoid works in place; keep the caller's logits
         target = self.targets(gt_boxes, gt_labels, *pred.shape[-2:]).to(pred.dtype)
         num_pos = target.eq(1).float().sum().clamp(min=1)
         return self.loss_fn(pred, target, avg_factor=num_pos)

@@ -303,16 +303,20 @@ class CmtHead(BaseModule):
             emb = emb + cam
         return emb
 
-    @torch.no_grad()
-    def heatmap_peaks(self, bev_feat: Tensor, k: int) -> Tuple[Tensor, Tensor]:
-        """(x, y) [B, k, 2] and class [B, k] of the k highest 3x3 local maxima of the
-        auxiliary heatmap, over all classes and cells (TransFusion); x, y are normalised cell
-        centres (rows y, columns x). The selection is not differentiable.
+    def dense_heatmap(self, bev_feat: Optional[Tensor]) -> Optional[Tensor]:
+        """Logits [B, C, H, W] of the auxiliary class heatmap on the BEV map (None without
+        one). `forward` computes them once per batch: the heatmap queries are selected on
+        them and, in training, `loss` takes its heatmap loss on the same tensor."""
+        if self.aux_heatmap is None or bev_feat is None:
+            return None
+        return self.aux_heatmap(bev_feat)
 
-        In training the heatmap is computed again for its loss (`BEVHeatmapAux.loss`): its
-        BatchNorm sees the same batch twice, which moves the running statistics twice as
-        fast towards the same values."""
-        heat = self.aux_heatmap(bev_feat).sigmoid()                               # [B, C, H, W]
+    @torch.no_grad()
+    def heatmap_peaks(self, heatmap: Tensor, k: int) -> Tuple[Tensor, Tensor]:
+        """(x, y) [B, k, 2] and class [B, k] of the k highest 3x3 local maxima of the
+        heatmap logits `heatmap` [B, C, H, W], over all classes and cells (TransFusion); x, y
+        are normalised cell centres (rows y, columns x). The selection is not differentiable."""
+        heat = heatmap.detach().sigmoid()                                        # [B, C, H, W]
         b, c, h, w = heat.shape
         if k > c * h * w:
             raise ValueError(f"pts_bbox_head: {k} heatmap queries (query_init='heatmap', num_query - "
@@ -320,22 +324,23 @@ class CmtHead(BaseModule):
         peaks = heat * (heat == F.max_pool2d(heat, 3, stride=1, padding=1))      # 0 off the local maxima
         index = peaks.flatten(1).topk(k, dim=1).indices                          # [B, k]
         labels, cell = index // (h * w), index % (h * w)
-        xy = torch.stack([(cell % w + 0.5) / w, (cell // w + 0.5) / h], -1).to(bev_feat.dtype)
+        xy = torch.stack([(cell % w + 0.5) / w, (cell // w + 0.5) / h], -1).to(heatmap.dtype)
         return xy, labels
 
-    def initial_queries(self, bev_feat: Optional[Tensor], batch_size: int) -> Tuple[Tensor, Optional[Tensor]]:
+    def initial_queries(self, heatmap: Optional[Tensor], batch_size: int) -> Tuple[Tensor, Optional[Tensor]]:
         """Reference points [B, num_query, 3] of the matching queries (normalised to the
         point-cloud range) and, with heatmap queries, the class of each [B, num_query]
-        (-1: a learned query); heatmap peaks first, then the learned points."""
+        (-1: a learned query); heatmap peaks first, then the learned points. `heatmap`: the
+        logits of `dense_heatmap` (used with query_init='heatmap')."""
         learned = None
         if self.reference_points is not None:
             learned = self.reference_points.weight[None].expand(batch_size, -1, -1)
         if self.query_init == 'learned':
             return learned, None
-        if bev_feat is None:
+        if heatmap is None:
             raise ValueError("pts_bbox_head.query_init='heatmap' needs the LiDAR BEV map (a LiDAR failure is an "
                              'empty point cloud, which still gives one)')
-        xy, labels = self.heatmap_peaks(bev_feat, self.num_query - self.learned_queries)
+        xy, labels = self.heatmap_peaks(heatmap, self.num_query - self.learned_queries)
         ref = torch.cat([xy, self.query_class_height(labels).sigmoid().to(xy.dtype)], -1)
         if learned is not None:
             ref = torch.cat([ref, learned.to(ref.dtype)], 1)
@@ -346,12 +351,16 @@ class CmtHead(BaseModule):
     def forward(self, bev_feat: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict],
                 gt_boxes: Optional[List[Tensor]] = None, gt_labels: Optional[List[Tensor]] = None,
                 triplane: Optional[Tensor] = None, geometry: Optional[CameraGeometry] = None):
-        """Returns (per-task list of dict(cls [L, B, N, Ct], codes [L, B, N, 10]), dn_meta).
+        """Returns (per-task list of dict(cls [L, B, N, Ct], codes [L, B, N, 10]), dn_meta);
+        each dict also holds `dense_heatmap`, the auxiliary heatmap's logits [B, C, H, W], when
+        they were computed (in training, or to place heatmap queries), as TransFusion's head
+        returns its dense heatmap with its predictions for the loss.
         `triplane` [B, 3, C, T, T]: the planes of `TriplaneNeck` (used with `triplane_cfg`);
         `geometry`: the batch's `CameraGeometry` (built from `img_metas` when not given)."""
         ref_feat = bev_feat if bev_feat is not None else img_feats
         b, device = ref_feat.shape[0], ref_feat.device
-        ref, peak_labels = self.initial_queries(bev_feat, b)
+        heatmap = self.dense_heatmap(bev_feat) if self.training or self.query_init == 'heatmap' else None
+        ref, peak_labels = self.initial_queries(heatmap, b)
         attn_mask, dn = None, None
         if self.training and gt_boxes is not None and self.dn_cfg:
             groups = self.dn_cfg['num_groups']
@@ -401,7 +410,10 @@ class CmtHead(BaseModule):
             codes = torch.cat([centre, o['dim'], o['rot'], o['vel']], -1)
             if self.code_layout == 'cmt':
                 codes = codes[..., list(CMT_CODE_ORDER)]
-            outs.append(dict(cls=o['cls'], codes=codes))
+            out = dict(cls=o['cls'], codes=codes)
+            if heatmap is not None:
+                out['dense_heatmap'] = heatmap
+            outs.append(out)
         return outs, dn
 
     # ------------------------------------------------------------------ losses
@@ -480,15 +492,15 @@ class CmtHead(BaseModule):
         return dict(loss_cls=torch.nan_to_num(loss_cls),
                     loss_bbox=self._weighted_l1(torch.cat(codes_all), torch.cat(tgt_all), pos, num_pos))
 
-    def loss(self, outs, dn, gt_boxes: List[Tensor], gt_labels: List[Tensor],
-             bev_feat: Optional[Tensor] = None) -> Dict[str, Tensor]:
-        """Set-prediction losses of every layer (+ `loss_heatmap` given the BEV map and an aux head).
+    def loss(self, outs, dn, gt_boxes: List[Tensor], gt_labels: List[Tensor]) -> Dict[str, Tensor]:
+        """Set-prediction losses of every layer (+ `loss_heatmap` on the outputs' `dense_heatmap`,
+        there in training given the BEV map and an aux head).
 
         Keys: loss_cls, loss_bbox (last layer), d{i}.loss_cls, d{i}.loss_bbox (earlier layers)
         and, with loss_mode='cmt' and DN, dn_loss_cls / dn_loss_bbox likewise; summed over tasks."""
         losses: Dict[str, Tensor] = {}
-        if self.aux_heatmap is not None and bev_feat is not None:
-            losses['loss_heatmap'] = self.aux_heatmap.loss(bev_feat, gt_boxes, gt_labels)
+        if 'dense_heatmap' in outs[0]:
+            losses['loss_heatmap'] = self.aux_heatmap.loss(outs[0]['dense_heatmap'], gt_boxes, gt_labels)
         layer_losses = self._layer_losses_cmt if self.loss_mode == 'cmt' else self._layer_losses_merged
         dn_codes = None   # the DN targets, encoded once for every task and layer
         if dn is not None:

@@ -130,7 +130,7 @@ class CmtDetector(MVXTwoStageDetector):
         head = self.pts_bbox_head
         outs, dn = self._run('pts_bbox_head', head, bev, img_feats, metas, boxes, labels, triplane=planes,
                              geometry=geometry)
-        return self._run('pts_bbox_head', head.loss, outs, dn, boxes, labels, bev_feat=bev)
+        return self._run('pts_bbox_head', head.loss, outs, dn, boxes, labels)
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
                 **kwargs) -> List[Det3DDataSample]:

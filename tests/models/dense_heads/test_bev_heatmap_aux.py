@@ -25,7 +25,7 @@ def test_aux_heatmap_targets_peak_at_box_centres_and_loss_falls():
     opt = torch.optim.Adam(aux.parameters(), 1e-2)
     first = None
     for _ in range(30):
-        loss = aux.loss(bev, [boxes], [labels])
+        loss = aux.loss(aux(bev), [boxes], [labels])
         first = loss.item() if first is None else first
         opt.zero_grad()
         loss.backward()
@@ -39,7 +39,19 @@ def test_head_adds_the_heatmap_loss_when_configured():
     bev = torch.randn(1, 16, 6, 6)
     boxes = [torch.tensor([[1.0, 2.0, -1.0, 4.0, 2.0, 1.5, 0.1, 0.0, 0.0]])]
     labels = [torch.tensor([0])]
+    calls = []
+    head.aux_heatmap.register_forward_hook(lambda *_: calls.append(1))
     outs, dn = head(bev, None, [{}], boxes, labels)
-    losses = head.loss(outs, dn, boxes, labels, bev_feat=bev)
+    losses = head.loss(outs, dn, boxes, labels)
     assert 'loss_heatmap' in losses and torch.isfinite(losses['loss_heatmap'])
-    assert 'loss_heatmap' not in small_cmt_head('bev').loss(outs, dn, boxes, labels, bev_feat=bev)
+    # one heatmap per step: the loss takes the one the forward pass computed
+    assert len(calls) == 1 and torch.equal(losses['loss_heatmap'],
+                                           head.aux_heatmap.loss(outs[0]['dense_heatmap'], boxes, labels))
+    losses['loss_heatmap'].backward()
+    assert head.aux_heatmap.net[0].weight.grad.abs().sum() > 0
+    # with CMT's learned queries the heatmap is a training loss only: inference does not compute it
+    outs, _ = head.eval()(bev, None, [{}])
+    assert len(calls) == 1 and 'dense_heatmap' not in outs[0]
+    plain = small_cmt_head('bev').train()
+    outs, dn = plain(bev, None, [{}], boxes, labels)
+    assert 'dense_heatmap' not in outs[0] and 'loss_heatmap' not in plain.loss(outs, dn, boxes, labels)

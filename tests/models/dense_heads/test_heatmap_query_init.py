@@ -32,8 +32,7 @@ def test_peaks_are_the_strongest_local_maxima_rows_y_columns_x():
     logits[0, 1, 4, 6] = 2.0          # pedestrian peak at row 4, col 6
     logits[0, 0, 1, 3] = 2.5          # next to the car peak: not a local maximum
     logits[0, 1, 5, 0] = 1.0          # a weaker isolated peak
-    planted_heatmap(head, logits)
-    xy, labels = head.heatmap_peaks(torch.randn(1, 16, h, w), 3)
+    xy, labels = head.heatmap_peaks(logits, 3)
     expected = torch.tensor([[(2 + 0.5) / w, (1 + 0.5) / h], [(6 + 0.5) / w, (4 + 0.5) / h],
                              [(0 + 0.5) / w, (5 + 0.5) / h]])
     assert torch.allclose(xy[0], expected) and labels[0].tolist() == [0, 1, 1]
@@ -45,10 +44,9 @@ def test_initial_queries_heatmap_peaks_then_learned_points_with_class_heights():
     assert head.reference_points.weight.shape == (2, 3)
     logits = torch.full((2, 2, 6, 6), -8.0)
     logits[:, 0, 0, 0], logits[:, 1, 2, 3], logits[:, 0, 5, 5] = 4.0, 3.0, 2.0
-    planted_heatmap(head, logits)
     with torch.no_grad():
         head.query_class_height.weight[:] = torch.tensor([[1.0], [-2.0]])
-    ref, labels = head.initial_queries(torch.randn(2, 16, 6, 6), 2)
+    ref, labels = head.initial_queries(logits, 2)
     assert ref.shape == (2, 5, 3) and labels[0].tolist() == [0, 1, 0, -1, -1]
     assert torch.allclose(ref[0, :3, 2], torch.sigmoid(torch.tensor([1.0, -2.0, 1.0])))
     assert torch.equal(ref[1, 3:], head.reference_points.weight)
@@ -70,7 +68,7 @@ def test_forward_decodes_from_the_peaks_and_embeds_their_class():
     outs, _ = head(bev, None, [{}])
     assert outs[0]['cls'].shape == (2, 1, 4, 2) and torch.isfinite(outs[0]['codes']).all()
     query, query_pos = grab[0]
-    ref, labels = head.initial_queries(bev, 1)
+    ref, labels = head.initial_queries(logits, 1)
     # position embedding of the points; content = BEV feature there + the class embedding (peaks only)
     assert torch.allclose(query_pos, head.query_embedding(ref, None))
     bev_memory, _ = head._bev_memory(bev)
@@ -107,7 +105,7 @@ def test_dn_queries_keep_their_content_and_every_new_parameter_trains():
     assert torch.equal(plain[:, :pad], embedded[:, :pad])
     assert not torch.allclose(plain[:, pad:pad + peaks], embedded[:, pad:pad + peaks])
     assert torch.equal(plain[:, pad + peaks:], embedded[:, pad + peaks:])
-    losses = head.loss(outs, dn, boxes, labels, bev_feat=bev)
+    losses = head.loss(outs, dn, boxes, labels)
     sum(losses.values()).backward()
     for name in ('query_class_embed', 'query_class_height', 'reference_points'):
         assert getattr(head, name).weight.grad.abs().sum() > 0, name
