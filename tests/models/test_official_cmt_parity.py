@@ -193,6 +193,11 @@ def test_fp32_islands_under_autocast():
         det._run('pts_bbox_head', probe, x, extra=[x])
         det._run('pts_backbone', probe, x, extra=[x])
     assert seen == [(torch.float32, torch.float32, False), (torch.bfloat16, torch.bfloat16, True)]
+    # the head's loss gets its tensors inside lists only: the island still follows the model's device
+    det.pts_bbox_head = torch.nn.Linear(2, 2)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        det._run('pts_bbox_head', lambda outs: seen.append((outs[0].dtype, torch.is_autocast_enabled('cpu'))), [x])
+    assert seen[-1] == (torch.float32, False)
     with pytest.raises(ValueError, match='fp32_modules'):
         MODELS.build(dict(cfg.model, fp32_modules=['img_backbone']))
 

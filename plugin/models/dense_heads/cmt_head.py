@@ -324,7 +324,7 @@ class CmtHead(BaseModule):
         peaks = heat * (heat == F.max_pool2d(heat, 3, stride=1, padding=1))      # 0 off the local maxima
         index = peaks.flatten(1).topk(k, dim=1).indices                          # [B, k]
         labels, cell = index // (h * w), index % (h * w)
-        xy = torch.stack([(cell % w + 0.5) / w, (cell // w + 0.5) / h], -1).to(heatmap.dtype)
+        xy = torch.stack([(cell % w + 0.5) / w, (cell // w + 0.5) / h], -1).float()   # not in half precision
         return xy, labels
 
     def initial_queries(self, heatmap: Optional[Tensor], batch_size: int) -> Tuple[Tensor, Optional[Tensor]]:

@@ -57,8 +57,8 @@ class CmtDetector(MVXTwoStageDetector):
     def _run(self, name: str, fn, *args, **kwargs):
         """fn(*args, **kwargs), in float32 with autocast off when `name` is in fp32_modules and
         autocast is on."""
-        tensors = [a for a in list(args) + list(kwargs.values()) if isinstance(a, Tensor)]
-        device = tensors[0].device.type if tensors else 'cpu'
+        param = next(self.parameters(), None)   # the model's device: the arguments may hold no top-level tensor
+        device = param.device.type if param is not None else 'cpu'
         if name not in self.fp32_modules or not torch.is_autocast_enabled(device):
             return fn(*args, **kwargs)
 
