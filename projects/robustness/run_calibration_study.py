@@ -77,9 +77,7 @@ def study_config(config: str, image_size=None, stride: Optional[int] = None, zoo
         view_size = first_view_size(cfg)
     resized = 0
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        dataset = cfg[loader].dataset
-        while 'pipeline' not in dataset and 'dataset' in dataset:
-            dataset = dataset.dataset
+        dataset = _unwrapped(cfg[loader].dataset, 'pipeline')
         for step in dataset.pipeline:
             if step['type'] == 'MultiViewImageResizeCrop':
                 step['final_size'] = tuple(image_size)
@@ -91,6 +89,13 @@ def study_config(config: str, image_size=None, stride: Optional[int] = None, zoo
         raise ValueError(f'{config}: expected a MultiViewImageResizeCrop in each data loader, found {resized}')
     cfg.image_size = tuple(image_size)
     return cfg
+
+
+def _unwrapped(dataset: dict, key: str) -> dict:
+    """The innermost dataset config holding `key`, through dataset wrappers (CBGS, repeat)."""
+    while key not in dataset and 'dataset' in dataset:
+        dataset = dataset.dataset
+    return dataset
 
 
 def _zoom_step(step: dict, zoom: float, view_size: tuple, config: str):
@@ -130,9 +135,7 @@ def first_view_size(cfg) -> tuple:
     """(width, height) of the first camera image of the config's test set."""
     import mmcv
     from mmengine.fileio import load
-    dataset = cfg.test_dataloader.dataset
-    while 'data_root' not in dataset and 'dataset' in dataset:
-        dataset = dataset.dataset
+    dataset = _unwrapped(cfg.test_dataloader.dataset, 'data_root')
     info = load(osp.join(ROOT, dataset.data_root, dataset.ann_file))['data_list'][0]
     name, view = next(iter(info['images'].items()))
     path = osp.join(ROOT, dataset.data_root, dataset.data_prefix.get(name, ''), view['img_path'])
