@@ -10,7 +10,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 DATA=data/synthetic_nuscenes
-CONFIG=${CONFIG:-configs/synthetic/cmt_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py}
+CONFIG=${CONFIG:-configs/synthetic/cmt_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py}
 WORK=work_dirs/demo
 PY=.venv/bin/python
 t() { date +%s; }

@@ -44,7 +44,7 @@ for s in ${STEPS//,/ }; do
   case "$s" in tests|bench|train) ;; *) echo "gpu_check.sh: unknown step '$s' (tests, bench, train)" >&2; exit 2 ;; esac
 done
 
-CONFIG=configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py
+CONFIG=configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py
 DATA=data/synthetic_nuscenes
 declare -A CMD
 CMD[tests]="TRITON_INTERPRET=0 $PY -m pytest -q -rs tests/models/aqr/test_backends.py -k cuda"

@@ -26,18 +26,16 @@ to the work root:
 Finished runs (a checkpoint, a robustness.json) are reused, so the study can be resumed.
 """
 import argparse
-import glob
 import json
 import math
 import os
 import os.path as osp
-import statistics
-import subprocess
-import sys
 from typing import Optional
 
+from study_runs import mean_std, tested_rows, train_and_test
+
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-_SYNTHETIC = 'configs/synthetic/{}_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py'
+_SYNTHETIC = 'configs/synthetic/{}_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'
 MODELS = {'cmt': _SYNTHETIC.format('cmt'), 'aqr': _SYNTHETIC.format('cmt-aqr'),
           'futr': _SYNTHETIC.format('cmt-futr'), 'sparsebev': _SYNTHETIC.format('cmt-sparsebev')}
 ROTATIONS = {0.5: 'calib_0.5deg', 1.0: 'calib_1deg', 2.0: 'calib_2deg', 4.0: 'calib_4deg', 8.0: 'calib_8deg',
@@ -160,39 +158,14 @@ def cells_per_degree(cfg, stride: int) -> float:
     return float(focal_lengths(lidar2img[None, None])) * math.tan(math.radians(1.0)) / stride
 
 
-def run(cmd, log_path):
-    with open(log_path, 'w') as log:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise RuntimeError(f'failed ({proc.returncode}): {" ".join(cmd)}; see {log_path}')
-
-
 def run_model(name: str, seed: int, args) -> dict:
+    """{scenario: row} of `name` trained with `seed` (trained and tested unless done before)."""
     work_dir = osp.join(args.work_root, f'{name}_seed{seed}')
-    os.makedirs(work_dir, exist_ok=True)
-    config = osp.join(work_dir, 'study_config.py')
-    result = osp.join(work_dir, 'robustness', 'robustness.json')
-    if not osp.exists(result):
-        cfg = study_config(MODELS[name], args.image_size, args.stride, args.zoom)
-        cfg.dump(config)
-        checkpoints = sorted(glob.glob(osp.join(work_dir, 'epoch_*.pth')), key=osp.getmtime)
-        final = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
-        if final not in checkpoints:
-            print(f'training {name} seed {seed} -> {work_dir}', flush=True)
-            run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
-                 f'randomness.seed={seed}', 'train_cfg.val_interval=1000'], osp.join(work_dir, 'train.log'))
-        print(f'testing {name} seed {seed} under calibration noise', flush=True)
-        scenarios = ['clean', *(ROTATIONS[d] for d in args.rotations), *TRANSLATIONS.values(), CAMERAS_BLANK]
-        run([sys.executable, 'tools/robustness_eval.py', config, final, '--work-dir',
-             osp.join(work_dir, 'robustness'), '--label', name, '--scenarios', *scenarios],
-            osp.join(work_dir, 'robustness.log'))
-    with open(result) as f:
-        rows = json.load(f)
-    return {row['scenario']: row for row in (rows['rows'] if isinstance(rows, dict) else rows)}
-
-
-def mean_std(values):
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else float('nan'))
+    if args.report_only:
+        return tested_rows(work_dir)
+    scenarios = ['clean', *(ROTATIONS[d] for d in args.rotations), *TRANSLATIONS.values(), CAMERAS_BLANK]
+    cfg = study_config(MODELS[name], args.image_size, args.stride, args.zoom)
+    return train_and_test(cfg, work_dir, seed, scenarios, name)
 
 
 def report(results: dict, args, cells: float):

@@ -35,8 +35,8 @@ from typing import Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 CONFIGS = {
-    'synthetic': ('configs/synthetic/cmt_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py',
-                  'configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py'),
+    'synthetic': ('configs/synthetic/cmt_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py',
+                  'configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'),
     'nuscenes': ('configs/cmt/cmt_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py',
                  'configs/aqr/cmt-aqr_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'),
 }

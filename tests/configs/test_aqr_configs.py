@@ -8,7 +8,7 @@ from tests.helpers.repo import REPO
 
 
 @pytest.mark.parametrize('config', ['configs/aqr/cmt-aqr_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py',
-                                    'configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py'])
+                                    'configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'])
 def test_aqr_configs_and_window_override(config):
     from mmengine.config import Config
 

@@ -6,7 +6,7 @@ import torch
 
 from tests.helpers.repo import REPO
 
-CONFIG = osp.join(REPO, 'configs/synthetic/cmt_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py')
+CONFIG = osp.join(REPO, 'configs/synthetic/cmt_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py')
 
 
 def tiny_options(root):

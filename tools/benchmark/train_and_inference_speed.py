@@ -1,8 +1,8 @@
 """Training-iteration time, peak memory and inference latency of configs, on this machine.
 
     python tools/benchmark/train_and_inference_speed.py \
-        configs/synthetic/cmt_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py \
-        configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py --iters 10
+        configs/synthetic/cmt_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py \
+        configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py --iters 10
 
 Uses the configs' own train/test datasets (generated data by default), a fixed batch for
 the training iterations (so data loading is not timed) and one sample at a time for

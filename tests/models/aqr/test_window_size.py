@@ -102,7 +102,7 @@ def test_the_window_ablation_in_metres_from_the_command_line():
     from plugin.models.aqr import KeyLayout
     from tests.helpers.repo import REPO
     register_all_modules(init_default_scope=True)
-    cfg = Config.fromfile(osp.join(REPO, 'configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py'))
+    cfg = Config.fromfile(osp.join(REPO, 'configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'))
     cfg.merge_from_dict({'model.pts_bbox_head.attn_bias_cfg.window_size_m': 9.0})
     head = MODELS.build(cfg.model.pts_bbox_head)
     assert head.attn_bias_generator.window_cells(KeyLayout.of((64, 64), None)) == (5, 1)

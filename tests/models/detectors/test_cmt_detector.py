@@ -8,7 +8,7 @@ import torch
 from tests.helpers.repo import REPO
 from tests.helpers.tiny_cmt import fit_fixed_batch, tiny_cfg
 
-STACKED = osp.join(REPO, 'configs/synthetic/cmt-futr-sparsebev_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py')
+STACKED = osp.join(REPO, 'configs/synthetic/cmt-futr-sparsebev_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py')
 
 
 def test_tiny_model_overfits_a_fixed_batch(synthetic_root):

@@ -12,9 +12,9 @@ from tests.helpers.repo import REPO
 from tests.helpers.tiny_cmt import tiny_cfg
 
 SYNTHETIC = osp.join(REPO, 'configs/synthetic')
-BASE = osp.join(SYNTHETIC, 'cmt_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py')
-AQR = osp.join(SYNTHETIC, 'cmt-aqr_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py')
-NECKS = [osp.join(SYNTHETIC, f'cmt-{name}_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py')
+BASE = osp.join(SYNTHETIC, 'cmt_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py')
+AQR = osp.join(SYNTHETIC, 'cmt-aqr_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py')
+NECKS = [osp.join(SYNTHETIC, f'cmt-{name}_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py')
          for name in ('futr', 'sparsebev', 'futr-sparsebev', 'triplane')]
 
 

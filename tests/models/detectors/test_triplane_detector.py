@@ -11,7 +11,7 @@ from tests.helpers.camera_rig import IMG_H, IMG_W, STRIDE, metas
 from tests.helpers.repo import REPO, run_tool
 from tests.helpers.tiny_cmt import fit_fixed_batch, printed_metrics, tiny_cfg, tiny_options
 
-TRIPLANE_CONFIG = f'{REPO}/configs/synthetic/cmt-triplane_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py'
+TRIPLANE_CONFIG = f'{REPO}/configs/synthetic/cmt-triplane_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'
 
 
 def _synthetic_model():

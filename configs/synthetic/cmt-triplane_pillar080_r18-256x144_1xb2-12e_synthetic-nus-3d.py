@@ -3,7 +3,7 @@
 # 64 x 64 BEV gets the XY plane resized); 8x8 BEV + 2x4 per-camera context tokens.
 # Mixed precision everywhere: DeviceAmpOptimWrapper is mmengine's AmpOptimWrapper (fp16 +
 # dynamic loss scaling) on a GPU, and bfloat16 autocast on a CPU.
-_base_ = ['./cmt_pillar080_r18-256x144_1xb2-10e_synthetic-nus-3d.py', '../_base_/models/triplane.py']
+_base_ = ['./cmt_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py', '../_base_/models/triplane.py']
 
 _generator = dict(_base_.triplane_neck['generator'], context_dim=128, internal_resolution=16,
                   triplane_resolution=32, d_model=128, head_dim=32, output_channels=32, ffn_channels=256,

@@ -1,0 +1,80 @@
+"""Train-then-test runs of the robustness studies, and their statistics over seeds.
+
+A study run is one model trained with one seed through `tools/train.py` exactly as a user
+would, then tested on its final checkpoint with `tools/robustness_eval.py` under a list of
+sensor-failure scenarios. A finished run (its final checkpoint, a `robustness.json` that
+holds every requested scenario) is reused, so a long study resumes where it stopped; a run
+directory that was trained with another config or seed is refused rather than reused.
+"""
+import hashlib
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def run(cmd, log_path: str):
+    """Runs `cmd` from the repository root with its output in `log_path`; raises on failure."""
+    with open(log_path, 'w') as log:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f'failed ({proc.returncode}): {" ".join(cmd)}; see {log_path}')
+
+
+def mean_std(values):
+    """(mean, sample standard deviation; nan for one value)."""
+    values = list(values)
+    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else float('nan'))
+
+
+def claim_run_dir(work_dir: str, cfg, seed: int):
+    """Records which config (its resolved text) and seed `work_dir` holds; a SystemExit
+    when it already holds another, so a changed study never reuses stale runs silently."""
+    os.makedirs(work_dir, exist_ok=True)
+    signature = dict(config_sha1=hashlib.sha1(cfg.pretty_text.encode()).hexdigest(), seed=seed)
+    path = osp.join(work_dir, 'study_run.json')
+    if osp.exists(path):
+        with open(path) as f:
+            held = json.load(f)
+        if held != signature:
+            raise SystemExit(f'{work_dir} holds a run of another config or seed ({held}, now {signature}): '
+                             'give another --work-root or delete that directory')
+    else:
+        with open(path, 'w') as f:
+            json.dump(signature, f)
+
+
+def tested_rows(work_dir: str) -> dict:
+    """{scenario: row} of the run's robustness.json ({} before its first test)."""
+    path = osp.join(work_dir, 'robustness', 'robustness.json')
+    if not osp.exists(path):
+        return {}
+    with open(path) as f:
+        rows = json.load(f)
+    return {row['scenario']: row for row in (rows['rows'] if isinstance(rows, dict) else rows)}
+
+
+def train_and_test(cfg, work_dir: str, seed: int, scenarios, label: str) -> dict:
+    """Writes the mmengine Config `cfg` to `<work_dir>/study_config.py`, trains it with
+    `seed` unless its final checkpoint exists, tests that checkpoint under `scenarios` unless
+    an earlier test covered them all, and returns {scenario: row of tools/robustness_eval.py
+    (mAP, NDS, every metric)}."""
+    claim_run_dir(work_dir, cfg, seed)
+    rows = tested_rows(work_dir)
+    if all(s in rows for s in scenarios):
+        return rows
+    config = osp.join(work_dir, 'study_config.py')
+    cfg.dump(config)
+    final = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+    if not osp.exists(final):
+        print(f'training {label} seed {seed} -> {work_dir}', flush=True)
+        run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
+             f'randomness.seed={seed}', 'train_cfg.val_interval=1000'], osp.join(work_dir, 'train.log'))
+    print(f'testing {label} seed {seed}: {" ".join(scenarios)}', flush=True)
+    run([sys.executable, 'tools/robustness_eval.py', config, final, '--work-dir', osp.join(work_dir, 'robustness'),
+         '--label', label, '--scenarios', *scenarios], osp.join(work_dir, 'robustness.log'))
+    return tested_rows(work_dir)
