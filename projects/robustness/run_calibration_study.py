@@ -23,7 +23,9 @@ to the work root:
     calibration_study.md        NDS (mean +- std over seeds) per model and noise level
     calibration_study.json      every run's figures
     calibration_study.png       NDS against rotation noise and against translation noise
-Finished runs (a checkpoint, a robustness.json) are reused, so the study can be resumed.
+A run is reused when its checkpoint exists and its robustness.json covers the requested
+scenarios, so the study can be resumed; a run directory of another config or seed is
+refused (`study_runs.py`).
 """
 import argparse
 import json

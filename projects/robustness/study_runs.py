@@ -31,21 +31,44 @@ def mean_std(values):
     return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else float('nan'))
 
 
+# what a run trains and tests with; other top-level variables (such as the unused ones a
+# synthetic config inherits from its nuScenes parent) do not make it another run
+RUN_KEYS = ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader', 'train_cfg', 'optim_wrapper',
+            'param_scheduler', 'randomness')
+
+
+def run_signature(cfg, seed: int) -> dict:
+    """A digest of what `cfg` trains and tests (`RUN_KEYS`), and the seed."""
+    settings = cfg.to_dict()
+    text = json.dumps({k: settings.get(k) for k in RUN_KEYS}, sort_keys=True, default=repr)
+    return dict(config_sha1=hashlib.sha1(text.encode()).hexdigest(), seed=seed)
+
+
 def claim_run_dir(work_dir: str, cfg, seed: int):
-    """Records which config (its resolved text) and seed `work_dir` holds; a SystemExit
-    when it already holds another, so a changed study never reuses stale runs silently."""
+    """Records in `work_dir/study_run.json` which config and seed the directory holds; a
+    SystemExit when it already holds another, so a changed study never reuses stale runs.
+    A directory from before these records is judged by the `study_config.py` it holds (its
+    seed is the one the study names it after); one with results but no config is refused."""
+    from mmengine.config import Config
     os.makedirs(work_dir, exist_ok=True)
-    signature = dict(config_sha1=hashlib.sha1(cfg.pretty_text.encode()).hexdigest(), seed=seed)
+    signature = run_signature(cfg, seed)
     path = osp.join(work_dir, 'study_run.json')
+    earlier = osp.join(work_dir, 'study_config.py')
     if osp.exists(path):
         with open(path) as f:
             held = json.load(f)
-        if held != signature:
-            raise SystemExit(f'{work_dir} holds a run of another config or seed ({held}, now {signature}): '
-                             'give another --work-root or delete that directory')
+    elif osp.exists(earlier):
+        held = run_signature(Config.fromfile(earlier), seed)
+    elif any(osp.exists(osp.join(work_dir, name)) for name in ('robustness', 'train.log')):
+        raise SystemExit(f'{work_dir} holds results but no record of the config they came from: delete it, '
+                         'or give another --work-root')
     else:
-        with open(path, 'w') as f:
-            json.dump(signature, f)
+        held = signature   # a new directory, or one holding only a checkpoint copied in
+    if held != signature:
+        raise SystemExit(f'{work_dir} holds a run of another config or seed ({held}, now {signature}): '
+                         'give another --work-root or delete that directory')
+    with open(path, 'w') as f:
+        json.dump(signature, f)
 
 
 def tested_rows(work_dir: str) -> dict:
@@ -60,13 +83,14 @@ def tested_rows(work_dir: str) -> dict:
 
 def train_and_test(cfg, work_dir: str, seed: int, scenarios, label: str) -> dict:
     """Writes the mmengine Config `cfg` to `<work_dir>/study_config.py`, trains it with
-    `seed` unless its final checkpoint exists, tests that checkpoint under `scenarios` unless
-    an earlier test covered them all, and returns {scenario: row of tools/robustness_eval.py
-    (mAP, NDS, every metric)}."""
+    `seed` unless its final checkpoint exists, tests that checkpoint under `scenarios` (and
+    those of an earlier test) unless an earlier test covered them all, and returns
+    {scenario: row of tools/robustness_eval.py (mAP, NDS, every metric)}."""
     claim_run_dir(work_dir, cfg, seed)
     rows = tested_rows(work_dir)
     if all(s in rows for s in scenarios):
         return rows
+    scenarios = list(scenarios) + [s for s in rows if s not in scenarios]   # robustness.json is rewritten whole
     config = osp.join(work_dir, 'study_config.py')
     cfg.dump(config)
     final = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')

@@ -55,19 +55,46 @@ def test_runs_resume_and_refuse_another_config_or_seed(runs, tmp_path, monkeypat
     from mmengine.config import Config
     fake = _FakeTools()
     monkeypatch.setattr(runs, 'run', fake)
-    cfg = Config(dict(train_cfg=dict(max_epochs=2), model=dict(type='A')))
+    cfg = Config(dict(train_cfg=dict(max_epochs=2), model=dict(type='A'), unused_variable=1))
     work = str(tmp_path / 'a_seed0')
     rows = runs.train_and_test(cfg, work, 0, ['clean', 'lidar_drop'], 'a')
     assert fake.calls == ['train.py', 'robustness_eval.py'] and set(rows) == {'clean', 'lidar_drop'}
     assert Config.fromfile(osp.join(work, 'study_config.py')).model == dict(type='A')
     runs.train_and_test(cfg, work, 0, ['lidar_drop'], 'a')              # all tested before: nothing runs
-    assert fake.calls == ['train.py', 'robustness_eval.py']
-    runs.train_and_test(cfg, work, 0, ['clean', 'camera_all_drop'], 'a')  # a new scenario: tested, not trained
-    assert fake.calls == ['train.py', 'robustness_eval.py', 'robustness_eval.py']
+    assert len(fake.calls) == 2
+    # a new scenario: tested, not trained, and the earlier scenarios are kept
+    rows = runs.train_and_test(cfg, work, 0, ['camera_all_drop'], 'a')
+    assert fake.calls[2:] == ['robustness_eval.py'] and set(rows) == {'clean', 'lidar_drop', 'camera_all_drop'}
+    # a variable the run does not use is not another run
+    runs.train_and_test(Config(dict(cfg.to_dict(), unused_variable=2)), work, 0, ['clean'], 'a')
     with pytest.raises(SystemExit, match='another config or seed'):
         runs.train_and_test(cfg, work, 1, ['clean'], 'a')
+    other = Config(dict(train_cfg=dict(max_epochs=2), model=dict(type='B')))
     with pytest.raises(SystemExit, match='another config or seed'):
-        runs.train_and_test(Config(dict(train_cfg=dict(max_epochs=2), model=dict(type='B'))), work, 0, ['clean'], 'a')
+        runs.train_and_test(other, work, 0, ['clean'], 'a')
+    assert len(fake.calls) == 3
+
+
+def test_runs_from_before_the_record_are_judged_by_their_saved_config(runs, tmp_path, monkeypatch):
+    from mmengine.config import Config
+    fake = _FakeTools()
+    monkeypatch.setattr(runs, 'run', fake)
+    cfg = Config(dict(train_cfg=dict(max_epochs=2), model=dict(type='A')))
+    work = str(tmp_path / 'a_seed0')
+    runs.train_and_test(cfg, work, 0, ['clean'], 'a')
+    os.remove(osp.join(work, 'study_run.json'))
+    runs.train_and_test(cfg, work, 0, ['clean'], 'a')                   # its study_config.py is this config
+    os.remove(osp.join(work, 'study_run.json'))
+    with pytest.raises(SystemExit, match='another config'):
+        runs.train_and_test(Config(dict(train_cfg=dict(max_epochs=12), model=dict(type='A'))), work, 0, ['clean'], 'a')
+    os.remove(osp.join(work, 'study_config.py'))
+    with pytest.raises(SystemExit, match='no record of the config'):
+        runs.train_and_test(cfg, work, 0, ['clean'], 'a')
+    copied = tmp_path / 'b_seed0'                                        # only a checkpoint copied in: used
+    copied.mkdir()
+    (copied / 'epoch_2.pth').write_bytes(b'')
+    runs.train_and_test(cfg, str(copied), 0, ['clean'], 'b')
+    assert fake.calls == ['train.py', 'robustness_eval.py', 'robustness_eval.py']
 
 
 def test_report_gives_mean_spread_and_the_share_kept_without_lidar(study, tmp_path):
