@@ -34,7 +34,7 @@ import os
 import os.path as osp
 from typing import Optional
 
-from study_runs import mean_std, tested_rows, train_and_test
+from study_runs import collect_runs, mean_std, train_and_test
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 _SYNTHETIC = 'configs/synthetic/{}_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'
@@ -160,11 +160,8 @@ def cells_per_degree(cfg, stride: int) -> float:
     return float(focal_lengths(lidar2img[None, None])) * math.tan(math.radians(1.0)) / stride
 
 
-def run_model(name: str, seed: int, args) -> dict:
+def run_model(name: str, seed: int, work_dir: str, args) -> dict:
     """{scenario: row} of `name` trained with `seed` (trained and tested unless done before)."""
-    work_dir = osp.join(args.work_root, f'{name}_seed{seed}')
-    if args.report_only:
-        return tested_rows(work_dir)
     scenarios = ['clean', *(ROTATIONS[d] for d in args.rotations), *TRANSLATIONS.values(), CAMERAS_BLANK]
     cfg = study_config(MODELS[name], args.image_size, args.stride, args.zoom)
     return train_and_test(cfg, work_dir, seed, scenarios, name)
@@ -249,15 +246,8 @@ def main(argv=None):
     parser.add_argument('--report-only', action='store_true', help='tables and chart from finished runs only')
     args = parser.parse_args(argv)
     os.makedirs(args.work_root, exist_ok=True)
-    results = {}
-    for seed in args.seeds:
-        for name in args.models:
-            done = osp.exists(osp.join(args.work_root, f'{name}_seed{seed}', 'robustness', 'robustness.json'))
-            if args.report_only and not done:
-                continue
-            results[(name, seed)] = run_model(name, seed, args)
-    if not results:
-        raise SystemExit(f'no finished run under {args.work_root}')
+    results = collect_runs(args.models, args.seeds, args.work_root,
+                           lambda name, seed, work_dir: run_model(name, seed, work_dir, args), args.report_only)
     cfg = study_config(MODELS[args.models[0]], args.image_size, args.stride, args.zoom)
     args.image_size = list(cfg.image_size)
     args.stride = args.stride or 4 * 2 ** min(cfg.model.img_backbone.out_indices)

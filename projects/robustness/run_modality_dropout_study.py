@@ -24,7 +24,7 @@ import json
 import os
 import os.path as osp
 
-from study_runs import ROOT, mean_std, tested_rows, train_and_test
+from study_runs import ROOT, collect_runs, mean_std, train_and_test
 
 _SYNTHETIC = 'configs/synthetic/{}_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'
 MODELS = {'cmt': _SYNTHETIC.format('cmt'), 'aqr': _SYNTHETIC.format('cmt-aqr'),
@@ -92,21 +92,11 @@ def main(argv=None):
     args = parser.parse_args(argv)
     from mmengine.config import Config
     os.makedirs(args.work_root, exist_ok=True)
-    results = {}
-    for seed in args.seeds:
-        for name in args.models:
-            work_dir = osp.join(args.work_root, f'{name}_seed{seed}')
-            if args.report_only:
-                rows = tested_rows(work_dir)
-                if not all(s in rows for s in args.scenarios):
-                    continue
-            else:
-                rows = train_and_test(Config.fromfile(osp.join(ROOT, MODELS[name])), work_dir, seed, args.scenarios,
-                                      name)
-            results[(name, seed)] = rows
-            report(results, args.models, args.scenarios, args.seeds, args.work_root)
-    if not results:
-        raise SystemExit(f'no finished run under {args.work_root}')
+
+    def run(name, seed, work_dir):
+        return train_and_test(Config.fromfile(osp.join(ROOT, MODELS[name])), work_dir, seed, args.scenarios, name)
+    collect_runs(args.models, args.seeds, args.work_root, run, args.report_only, args.scenarios,
+                 on_each=lambda results: report(results, args.models, args.scenarios, args.seeds, args.work_root))
 
 
 if __name__ == '__main__':

@@ -102,3 +102,27 @@ def train_and_test(cfg, work_dir: str, seed: int, scenarios, label: str) -> dict
     run([sys.executable, 'tools/robustness_eval.py', config, final, '--work-dir', osp.join(work_dir, 'robustness'),
          '--label', label, '--scenarios', *scenarios], osp.join(work_dir, 'robustness.log'))
     return tested_rows(work_dir)
+
+
+def collect_runs(models, seeds, work_root: str, run, report_only: bool = False, required=('clean',),
+                 on_each=None) -> dict:
+    """{(model, seed): {scenario: row}} over every seed and model: `run(model, seed, work_dir)`
+    trains and tests one run in `<work_root>/<model>_seed<S>`; with `report_only` nothing
+    runs and the finished tests that cover `required` are read instead. `on_each(results)`
+    is called after every run (a table that grows as a long study goes on)."""
+    results = {}
+    for seed in seeds:
+        for name in models:
+            work_dir = osp.join(work_root, f'{name}_seed{seed}')
+            if report_only:
+                rows = tested_rows(work_dir)
+                if not all(s in rows for s in required):
+                    continue
+            else:
+                rows = run(name, seed, work_dir)
+            results[(name, seed)] = rows
+            if on_each is not None:
+                on_each(results)
+    if not results:
+        raise SystemExit(f'no finished run under {work_root}')
+    return results
