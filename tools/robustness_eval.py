@@ -52,9 +52,8 @@ def insert_before_pack(pipeline: list, transforms: list, config: str) -> list:
 def scenario_config(cfg, name: str, transforms: list, checkpoint: str, work_dir: str, config: str):
     """A copy of `cfg` that tests `checkpoint` with `transforms` in its test pipeline."""
     cfg = copy.deepcopy(cfg)
-    dataset = cfg.test_dataloader.dataset
-    while 'pipeline' not in dataset and 'dataset' in dataset:   # dataset wrappers
-        dataset = dataset.dataset
+    from plugin.datasets.dataset_config import innermost_dataset_cfg
+    dataset = innermost_dataset_cfg(cfg.test_dataloader.dataset, 'pipeline')
     dataset.pipeline = insert_before_pack(dataset.pipeline, transforms, config)
     cfg.load_from = checkpoint
     cfg.resume = False

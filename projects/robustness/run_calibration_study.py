@@ -56,6 +56,7 @@ def study_config(config: str, image_size=None, stride: Optional[int] = None, zoo
     same cost, the JPEGs decoded at a resolution the zoom does not have to upsample);
     `view_size` is the (width, height) of the camera images (default: the first test image's)."""
     from mmengine.config import Config
+    from plugin.datasets.dataset_config import innermost_dataset_cfg
     cfg = Config.fromfile(osp.join(ROOT, config))
     if image_size is None and stride is None and zoom is None:
         return cfg
@@ -77,7 +78,7 @@ def study_config(config: str, image_size=None, stride: Optional[int] = None, zoo
         view_size = first_view_size(cfg)
     resized = 0
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        dataset = _unwrapped(cfg[loader].dataset, 'pipeline')
+        dataset = innermost_dataset_cfg(cfg[loader].dataset, 'pipeline')
         for step in dataset.pipeline:
             if step['type'] == 'MultiViewImageResizeCrop':
                 step['final_size'] = tuple(image_size)
@@ -89,13 +90,6 @@ def study_config(config: str, image_size=None, stride: Optional[int] = None, zoo
         raise ValueError(f'{config}: expected a MultiViewImageResizeCrop in each data loader, found {resized}')
     cfg.image_size = tuple(image_size)
     return cfg
-
-
-def _unwrapped(dataset: dict, key: str) -> dict:
-    """The innermost dataset config holding `key`, through dataset wrappers (CBGS, repeat)."""
-    while key not in dataset and 'dataset' in dataset:
-        dataset = dataset.dataset
-    return dataset
 
 
 def _zoom_step(step: dict, zoom: float, view_size: tuple, config: str):
@@ -135,7 +129,8 @@ def first_view_size(cfg) -> tuple:
     """(width, height) of the first camera image of the config's test set."""
     import mmcv
     from mmengine.fileio import load
-    dataset = _unwrapped(cfg.test_dataloader.dataset, 'data_root')
+    from plugin.datasets.dataset_config import innermost_dataset_cfg
+    dataset = innermost_dataset_cfg(cfg.test_dataloader.dataset, 'data_root')
     info = load(osp.join(ROOT, dataset.data_root, dataset.ann_file))['data_list'][0]
     name, view = next(iter(info['images'].items()))
     path = osp.join(ROOT, dataset.data_root, dataset.data_prefix.get(name, ''), view['img_path'])

@@ -4,11 +4,15 @@
     python projects/window_ablation/run_window_ablation.py --windows-m 3 9 15 --seeds 0 1 2
     python projects/window_ablation/run_window_ablation.py --nuscenes --gpus 8 --windows-m 3 9 15 \
         --train-args --amp                                                           # 8 GPUs, data/nuscenes
+    python projects/window_ablation/run_window_ablation.py --no-baseline --seeds 0 1 2 \
+        --configs configs/synthetic/cmt-futr_*-12e_*.py configs/synthetic/cmt-triplane_*-12e_*.py
 
 Trains and evaluates, with the same schedule, the no-bias CMT baseline and the AQR model at
 each window (in cells: `--windows`, `attn_bias_cfg.window_size=W`; or in metres:
 `--windows-m`, `attn_bias_cfg.window_size_m=M`, the same window on any grid), each with
-every seed of `--seeds` (`randomness.seed=S`), through `tools/train.py` exactly as a user
+every seed of `--seeds` (`randomness.seed=S`); `--configs` adds whole configs as arms (the
+fusion necks, the triplane), trained with the same seeds, schedule and overrides; all
+through `tools/train.py` exactly as a user
 would, or through `tools/dist_train.sh` with `--gpus N` (torch.distributed: NCCL on GPUs,
 gloo on CPU). It writes `<work-dir>/window_ablation.md`: per arm the final mAP / NDS as
 mean +- standard deviation over the seeds and per seed, per-class AP (mean over the
@@ -165,16 +169,21 @@ def write_table(runs, path: str, header: str):
     return rows
 
 
-def arms(windows, windows_m, baseline: bool):
-    """(name, config kind, cfg options) per arm: the baseline, then the windows in cells or
-    in metres (5 / 15 / 25 cells when neither is given)."""
+def arms(windows, windows_m, baseline: bool, configs=()):
+    """(name, config kind or path, cfg options) per arm: the baseline, the windows in cells
+    or in metres (5 / 15 / 25 cells when neither they nor `configs` are given), then each
+    of `configs`, named after its file up to the first '_' (e.g. 'cmt-futr')."""
     out = [('CMT (no bias)', 'baseline', [])] if baseline else []
-    if not windows and not windows_m:
+    if not windows and not windows_m and not configs:
         windows = [5, 15, 25]
     out += [(f'AQR window {w}', 'aqr', [f'model.pts_bbox_head.attn_bias_cfg.window_size={w}'])
             for w in windows or []]
     out += [(f'AQR window {m:g} m', 'aqr', [f'model.pts_bbox_head.attn_bias_cfg.window_size_m={float(m)}'])
             for m in windows_m or []]
+    for config in configs or []:
+        if not osp.isfile(osp.join(ROOT, config)):
+            raise SystemExit(f'--configs: no config file {config}')
+        out.append((osp.basename(config).split('_')[0], config, []))
     return out
 
 
@@ -184,6 +193,7 @@ def main(argv=None):
     p.add_argument('--windows-m', type=float, nargs='*', help='window sides in metres')
     p.add_argument('--seeds', type=int, nargs='+', default=[0], help='one run per arm and seed')
     p.add_argument('--no-baseline', action='store_true', help='skip the no-bias CMT runs')
+    p.add_argument('--configs', nargs='*', default=[], help='whole configs as further arms (e.g. a neck)')
     p.add_argument('--nuscenes', action='store_true', help='full configs on data/nuscenes')
     p.add_argument('--data-root', help='the data set of every run (default data/synthetic_nuscenes or '
                    'data/nuscenes, as the configs say)')
@@ -213,9 +223,10 @@ def main(argv=None):
     work_root = osp.join(ROOT, args.work_dir)
     os.makedirs(work_root, exist_ok=True)
     runs = []
-    for name, which, opts in arms(args.windows, args.windows_m, not args.no_baseline):
-        config = baseline if which == 'baseline' else aqr
-        for seed in args.seeds:
+    # every arm with one seed before the next seed: a study stopped early has all arms
+    for seed in args.seeds:
+        for name, which, opts in arms(args.windows, args.windows_m, not args.no_baseline, args.configs):
+            config = dict(baseline=baseline, aqr=aqr).get(which, which)
             tag = name.split('(')[0].strip().lower().replace(' ', '_').replace('.', 'p') + f'_seed{seed}'
             work_dir = osp.join(work_root, tag)
             options = (opts + [f'randomness.seed={seed}', f'train_cfg.val_interval={args.val_interval}']
@@ -236,7 +247,7 @@ def main(argv=None):
             write_table(runs, osp.join(work_root, 'window_ablation.md'),
                         f'Window ablation ({kind}; baseline {osp.basename(baseline)}, AQR {osp.basename(aqr)}; '
                         f'seeds {args.seeds}; {args.gpus} process(es) per run; overrides '
-                        f'{" ".join(args.cfg_options) or "none"})')
+                        f'{" ".join(args.cfg_options) or "none"}; other arms {" ".join(args.configs) or "none"})')
 
 
 def load_record(path: str, cmd) -> Optional[dict]:

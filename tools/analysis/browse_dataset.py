@@ -120,9 +120,8 @@ def build_browse_dataset(cfg: Config, split: str):
     register_all_modules(init_default_scope=True)
     import plugin  # noqa: F401
     loader = cfg.train_dataloader if split == 'train' else cfg.test_dataloader
-    ds_cfg = copy.deepcopy(loader.dataset)
-    while 'dataset' in ds_cfg:  # unwrap CBGS / RepeatDataset wrappers
-        ds_cfg = ds_cfg.dataset
+    from plugin.datasets.dataset_config import innermost_dataset_cfg
+    ds_cfg = copy.deepcopy(innermost_dataset_cfg(loader.dataset, 'pipeline'))
     loads = [t for t in ds_cfg.pipeline if t['type'].startswith('Load') and 'Annotations' not in t['type']]
     for t in loads:
         t.pop('test_mode', None)

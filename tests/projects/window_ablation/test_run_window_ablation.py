@@ -22,6 +22,27 @@ def test_arms_in_cells_and_in_metres(runner):
     assert (name, which, opts) == ('AQR window 9 m', 'aqr', ['model.pts_bbox_head.attn_bias_cfg.window_size_m=9.0'])
 
 
+def test_whole_configs_as_arms(runner):
+    futr = 'configs/synthetic/cmt-futr_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'
+    # with configs and no windows there are no window arms
+    assert runner.arms(None, None, True, [futr]) == [('CMT (no bias)', 'baseline', []), ('cmt-futr', futr, [])]
+    assert [a[0] for a in runner.arms([5], None, False, [futr])] == ['AQR window 5', 'cmt-futr']
+    with pytest.raises(SystemExit, match='no config file configs/missing.py'):
+        runner.arms(None, None, False, ['configs/missing.py'])
+
+
+def test_seeds_outer_config_arms_in_the_dry_run(runner, capsys, tmp_path):
+    futr = 'configs/synthetic/cmt-futr_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'
+    runner.main(['--dry-run', '--windows', '5', '--configs', futr, '--seeds', '0', '1', '--work-dir', str(tmp_path)])
+    heads = [line for line in capsys.readouterr().out.splitlines() if line.startswith('== ')]
+    assert [h.split(':')[0] for h in heads] == ['== CMT (no bias), seed 0', '== AQR window 5, seed 0',
+                                                '== cmt-futr, seed 0', '== CMT (no bias), seed 1',
+                                                '== AQR window 5, seed 1', '== cmt-futr, seed 1']
+    futr_cmd = heads[2].split(': ', 1)[1].split()
+    assert futr_cmd[2] == futr and futr_cmd[4] == osp.join(str(tmp_path), 'cmt-futr_seed0')
+    assert 'randomness.seed=0' in futr_cmd and not any('attn_bias_cfg' in o for o in futr_cmd)
+
+
 def test_launch_commands(runner):
     cmd, _ = runner.train_command('c.py', 'w', ['a=1'], ['--amp'])
     assert cmd[1].endswith('tools/train.py') and cmd[2:] == ['c.py', '--work-dir', 'w', '--cfg-options', 'a=1',
