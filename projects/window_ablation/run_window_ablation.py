@@ -223,9 +223,10 @@ def main(argv=None):
     work_root = osp.join(ROOT, args.work_dir)
     os.makedirs(work_root, exist_ok=True)
     runs = []
+    study_arms = arms(args.windows, args.windows_m, not args.no_baseline, args.configs)
     # every arm with one seed before the next seed: a study stopped early has all arms
     for seed in args.seeds:
-        for name, which, opts in arms(args.windows, args.windows_m, not args.no_baseline, args.configs):
+        for name, which, opts in study_arms:
             config = dict(baseline=baseline, aqr=aqr).get(which, which)
             tag = name.split('(')[0].strip().lower().replace(' ', '_').replace('.', 'p') + f'_seed{seed}'
             work_dir = osp.join(work_root, tag)
