@@ -45,9 +45,8 @@ def synthetic_cfg(synthetic_root):
 @pytest.fixture(params=['kernel', 'grouped'])
 def window_route(request):
     """Runs a test once through the compiled CPU window kernel and once through the
-    pure-PyTorch grouped-box route; see plugin/models/aqr/backends.py."""
-    from plugin.models.aqr import attention_backend
-    from plugin.ops import window_attention_cpu
+    pure-PyTorch grouped-box route; see aqr_attention/backends.py."""
+    from aqr_attention import attention_backend, window_attention_cpu
     if request.param == 'grouped':
         with attention_backend('torch'):
             yield request.param

@@ -7,7 +7,8 @@ import re
 from tests.helpers.repo import REPO
 
 PATTERN = re.compile(r'DESIGN\.md|seed note|design note \d|issue #\d|\(#\d+\)|\bsessions?\b(?! *=|\'|")', re.IGNORECASE)
-DIRS = ('plugin', 'tools', 'configs', 'projects', 'tests', 'docs')
+DIRS = ('plugin', 'aqr_attention', 'tools', 'configs', 'projects', 'tests', 'docs')
+PACKAGES = ('plugin', 'aqr_attention')   # what setup.py installs
 SUFFIXES = ('.py', '.sh', '.md', '.cpp', '.txt', '.cfg', '.toml')
 # pytest's fixture scope and this file's own pattern are not about work sessions
 ALLOWED = ("scope='session'", 'converted once per test session', 'PATTERN = re.compile')
@@ -39,7 +40,7 @@ def test_no_references_outside_the_repository():
 def test_every_package_directory_is_a_package():
     """find_packages (setup.py) only installs directories with an __init__.py."""
     missing = []
-    for root, _, names in os.walk(osp.join(REPO, 'plugin')):
+    for root, _, names in (w for top in PACKAGES for w in os.walk(osp.join(REPO, top))):
         if '__pycache__' not in root and any(n.endswith('.py') for n in names) and '__init__.py' not in names:
             missing.append(osp.relpath(root, REPO))
     assert not missing, f'directories without __init__.py: {missing}'
@@ -47,9 +48,9 @@ def test_every_package_directory_is_a_package():
 
 
 def test_the_tests_mirror_the_sources():
-    """tests/models/aqr/ holds the tests of plugin/models/aqr/, tests/tools/ those of tools/,
-    tests/configs/ and tests/projects/ those of configs/ and projects/; shared helpers are in
-    tests/helpers/."""
+    """tests/models/aqr/ holds the tests of plugin/models/aqr/, tests/aqr_attention/ those of
+    aqr_attention/, tests/tools/ those of tools/, tests/configs/ and tests/projects/ those of
+    configs/ and projects/; shared helpers are in tests/helpers/."""
     stray = []
     for root, _, names in os.walk(osp.join(REPO, 'tests')):
         rel = osp.relpath(root, osp.join(REPO, 'tests'))
@@ -57,6 +58,7 @@ def test_the_tests_mirror_the_sources():
             continue
         sources = [osp.join(REPO, 'plugin', rel)] + [osp.join(REPO, rel) for top in ('tools', 'configs', 'projects')
                                                       if rel.split(os.sep)[0] == top]
+        sources += [osp.join(REPO, rel)] if rel.split(os.sep)[0] == 'aqr_attention' else []
         if not any(osp.isdir(s) for s in sources):
             stray.append(rel)
         stray += [osp.join(rel, n) for n in names if n.endswith('.py') and not n.startswith(('test_', '__init__', 'conftest'))]
@@ -93,8 +95,8 @@ def test_a_non_editable_install_imports_every_subpackage(tmp_path):
     import subprocess
     import sys
     src = tmp_path / 'src'
-    shutil.copytree(osp.join(REPO, 'plugin'), src / 'plugin',
-                    ignore=shutil.ignore_patterns('__pycache__', '*.so', '*.pyc'))
+    for top in PACKAGES:
+        shutil.copytree(osp.join(REPO, top), src / top, ignore=shutil.ignore_patterns('__pycache__', '*.so', '*.pyc'))
     for name in ('setup.py', 'pyproject.toml', 'LICENSE'):
         if osp.exists(osp.join(REPO, name)):
             shutil.copy(osp.join(REPO, name), src / name)
@@ -104,13 +106,13 @@ def test_a_non_editable_install_imports_every_subpackage(tmp_path):
                          env=dict(os.environ, CMT_PORTABLE_KERNEL='1'))
     assert res.returncode == 0, res.stderr[-3000:]
     packages = sorted({osp.relpath(root, osp.join(REPO)).replace(os.sep, '.')
-                       for root, _, names in os.walk(osp.join(REPO, 'plugin'))
+                       for top in PACKAGES for root, _, names in os.walk(osp.join(REPO, top))
                        if '__init__.py' in names and '__pycache__' not in root})
     code = ('import importlib, sys\n'
             f'for name in {packages!r}:\n'
             '    m = importlib.import_module(name)\n'
             f'    assert m.__file__.startswith({str(site)!r}), m.__file__\n'
-            'from plugin.ops import window_attention_cpu\n'
+            'from aqr_attention import window_attention_cpu\n'
             'assert window_attention_cpu.kernel_available(), window_attention_cpu.IMPORT_ERROR\n'
             'print("ok", len(sys.modules))\n')
     env = {k: v for k, v in os.environ.items() if k != 'PYTHONPATH'}

@@ -37,10 +37,10 @@ PIP_EXTRA=()
 
 # A stamp of everything that decides the environment: if unchanged and the imports work,
 # there is nothing to do.
-STAMP_SRC="$(cat "$0" "$ROOT"/requirements/*.txt "$ROOT/setup.py" "$ROOT"/plugin/ops/csrc/*; echo "$TORCH_SPEC $CMT_CUDA")"
+STAMP_SRC="$(cat "$0" "$ROOT"/requirements/*.txt "$ROOT/setup.py" "$ROOT"/aqr_attention/csrc/*; echo "$TORCH_SPEC $CMT_CUDA")"
 STAMP="$(printf '%s' "$STAMP_SRC" | sha1sum | cut -c1-16)"
 if [ -f "$VENV/.cmt_setup_stamp" ] && [ "$(cat "$VENV/.cmt_setup_stamp")" = "$STAMP" ] \
-   && "$VENV/bin/python" -c "import mmcv.ops, mmdet3d, plugin, plugin.ops._window_attention_cpu" >/dev/null 2>&1; then
+   && "$VENV/bin/python" -c "import mmcv.ops, mmdet3d, plugin, aqr_attention._window_attention_cpu" >/dev/null 2>&1; then
   echo "[setup] $VENV is up to date (stamp $STAMP)."
   exit 0
 fi
@@ -116,7 +116,7 @@ if [ "$CMT_CUDA" = "0" ]; then
   # of torch bring their own matching triton, which must not be replaced
   pip_install --no-deps "triton==3.9.0"
 fi
-# PEP 660 editable install: builds plugin/ops/_window_attention_cpu*.so in place against
+# PEP 660 editable install: builds aqr_attention/_window_attention_cpu*.so in place against
 # the torch above (no build isolation: the build must see that torch)
 pip_install --no-deps --no-build-isolation --use-pep517 -e "$ROOT"
 
@@ -126,7 +126,7 @@ import torch, mmcv, mmcv.ops, mmdet, mmdet3d, mmengine, nuscenes, numpy
 from mmdet3d.utils import register_all_modules
 register_all_modules()
 import plugin  # registers the project's modules
-import plugin.ops._window_attention_cpu  # the compiled window kernel (setup.py)
+import aqr_attention._window_attention_cpu  # the compiled window kernel (setup.py)
 print(f"torch {torch.__version__} | mmengine {mmengine.__version__} | mmcv {mmcv.__version__} | "
       f"mmdet {mmdet.__version__} | mmdet3d {mmdet3d.__version__} | numpy {numpy.__version__}")
 PYCHECK

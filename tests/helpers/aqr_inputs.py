@@ -2,7 +2,7 @@
 import torch
 
 import plugin  # noqa: F401
-from plugin.models.layers import KeyLayout
+from aqr_attention import KeyLayout
 from plugin.models.utils import CameraGeometry
 
 PC_RANGE = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]

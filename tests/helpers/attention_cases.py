@@ -5,7 +5,7 @@ import math
 import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from plugin.models.layers import LocalWindowBias, local_bias_attention
+from aqr_attention import LocalWindowBias, local_bias_attention
 
 TOL = dict(atol=1e-5, rtol=0.0)
 BEV = (5, 6)
@@ -128,3 +128,41 @@ class LargestNewTensor(TorchDispatchMode):
                 if n > self.largest:
                     self.largest, self.op = n, func
         return out
+
+
+def padding_mask(bias, batch):
+    """-inf on the last column of every camera map and on every 7th camera key."""
+    mask = torch.zeros(batch, 1, 1, bias.num_keys)
+    cam = mask[..., bias.num_bev_keys:].view(batch, 1, 1, *CAMS)
+    cam[..., -1] = float('-inf')
+    mask[..., bias.num_bev_keys::7] = float('-inf')
+    return mask
+
+
+def dominant_window_case(dtype=torch.float32):
+    """Four queries on grid corners (windows that do not overlap), each along its own axis
+    e_j with its window keys along e_j too (score 11.5) and every other key zero (score
+    0): the windows hold ~99.99 % of the unbiased attention. A bias of -5 x max_scale =
+    -25 on them leaves ~0.001 % there, so the output is the average of the outside values,
+    which the correction route would compute as the difference of two nearly equal sums."""
+    leaves, bias = make_case((3, 3), 'contiguous', nq=4)
+    q, k, v = (t.detach().clone() for t in leaves[:3])
+    d = q.shape[-1]
+    c = math.sqrt(11.5 * math.sqrt(d))
+    idx, valid, _ = bias.window_keys()
+    k.zero_()
+    for i in range(q.shape[0]):
+        for j in range(q.shape[2]):
+            axis = torch.eye(d)[j] * c
+            q[i, :, j] = axis
+            k[i][:, idx[i, j][valid[i, j]]] = axis
+    max_scale = 5.0
+    lw, cw = -torch.ones(q.shape[0], q.shape[2]), -torch.ones(q.shape[0], q.shape[2])
+    leaves = [t.to(dtype).requires_grad_() for t in (q, k, v, lw, cw, torch.tensor(5.0 * max_scale))]
+    bias = LocalWindowBias(bias.bev_shape, bias.cam_shape, bias.bev_center, bias.cam_center, leaves[3],
+                           leaves[4], (3, 3), scale=leaves[5])
+    return leaves, bias
+
+
+#: half-precision inputs against float32 inputs (float64 reference), absolute, on O(1) values
+HALF_TOL = {torch.float16: 2e-3, torch.bfloat16: 2e-2}

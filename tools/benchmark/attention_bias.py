@@ -2,6 +2,7 @@
 
     python tools/benchmark/attention_bias.py                       # full size, batch 1 and 2
     python tools/benchmark/attention_bias.py --batches 1 --dense-batches 1 --repeats 3
+    python tools/benchmark/attention_bias.py --device cuda --dtypes float16 bfloat16 float32
 
 One cross-attention, forward + backward (gradients for q, k, v and both AQR weights), at
 CMT's full nuScenes size: 8 heads of 32 channels, 900 queries, 56,400 keys (a 180 x 180
@@ -19,7 +20,10 @@ allocation (CUDA) above what the inputs already hold. Figures are printed as rat
 `sdpa` measured in the same run, because wall-clock numbers depend on the machine. The
 cases of a batch run in `--rounds` interleaved rounds (sdpa, local 5, 15, 25, ..., then
 again), each case's time being the median over rounds of its best repeat, so that the
-machine's drift hits every case alike.
+machine's drift hits every case alike. `--dtypes` repeats the table for float16 /
+bfloat16 inputs (what the decoder sees under AMP), each against SDPA in that dtype. Only
+torch and this repository's `aqr_attention` package are imported, so it runs on a GPU
+machine without the OpenMMLab stack.
 """
 import argparse
 import contextlib
@@ -37,8 +41,11 @@ BEV = (180, 180)
 CAMS = (6, 40, 100)
 
 
-def make_inputs(batch: int, window: int, device: str, seed: int = 0):
-    from plugin.models.layers import LocalWindowBias
+DTYPES = {'float16': torch.float16, 'bfloat16': torch.bfloat16, 'float32': torch.float32}
+
+
+def make_inputs(batch: int, window: int, device: str, seed: int = 0, dtype: torch.dtype = torch.float32):
+    from aqr_attention import LocalWindowBias
     g = torch.Generator().manual_seed(seed)
     keys = BEV[0] * BEV[1] + CAMS[0] * CAMS[1] * CAMS[2]
     # laid out as an attention module's head split of [B, N, heads * dim] projections
@@ -54,17 +61,17 @@ def make_inputs(batch: int, window: int, device: str, seed: int = 0):
                               torch.randint(0, CAMS[2], (batch, QUERIES), generator=g)], -1)
     lw = torch.rand(batch, QUERIES, generator=g) * 2 - 1
     cw = torch.rand(batch, QUERIES, generator=g) * 2 - 1
+    q, k, v = [t.to(dtype) for t in (q, k, v)]
     q, k, v, lw, cw = [t.to(device).detach().requires_grad_() for t in (q, k, v, lw, cw)]
     bias = LocalWindowBias(BEV, CAMS, bev_center.to(device), cam_center.to(device), lw, cw, window)
     return q, k, v, lw, cw, bias
 
 
-def run_case(method: str, batch: int, window: int, device: str, repeats: int) -> dict:
+def run_case(method: str, batch: int, window: int, device: str, repeats: int, dtype: str = 'float32') -> dict:
     import torch.nn.functional as F
-    from plugin.models.layers import LocalWindowBias, local_bias_attention
-    from plugin.models.aqr import attention_backend
+    from aqr_attention import LocalWindowBias, attention_backend, local_bias_attention
     torch.manual_seed(0)
-    q, k, v, lw, cw, bias = make_inputs(batch, window, device)
+    q, k, v, lw, cw, bias = make_inputs(batch, window, device, dtype=DTYPES[dtype])
     go = torch.randn_like(q)
 
     def step():
@@ -77,13 +84,13 @@ def run_case(method: str, batch: int, window: int, device: str, repeats: int) ->
             with attention_backend('torch') if method == 'grouped' else contextlib.nullcontext():
                 out = local_bias_attention(q, k, v, fresh)
         else:
-            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to_dense()[:, None])
+            out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias.to_dense()[:, None].to(q.dtype))
         out.backward(go)
         for t in (q, k, v, lw, cw):
             t.grad = None
 
     time_s, peak = measure_step(step, repeats, device)
-    return dict(method=method, batch=batch, window=window, time_s=time_s, peak_mb=peak)
+    return dict(method=method, batch=batch, window=window, dtype=dtype, time_s=time_s, peak_mb=peak)
 
 
 def main():
@@ -97,23 +104,25 @@ def main():
     parser.add_argument('--repeats', type=int, default=2, help='timed repeats per case and round (the minimum is kept)')
     parser.add_argument('--rounds', type=int, default=3, help='interleaved rounds (the median is kept)')
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
+    parser.add_argument('--dtypes', nargs='+', choices=list(DTYPES), default=['float32'],
+                        help='input dtypes of q, k, v (one table section each)')
     parser.add_argument('--case', help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.case:
-        method, batch, window = args.case.split(',')
-        print(json.dumps(run_case(method, int(batch), int(window), args.device, args.repeats)))
+        method, batch, window, dtype = args.case.split(',')
+        print(json.dumps(run_case(method, int(batch), int(window), args.device, args.repeats, dtype)))
         return
 
-    def sub(method, batch, window):
-        return run_in_child(__file__, ['--case', f'{method},{batch},{window}', '--device', args.device,
+    def sub(method, batch, window, dtype):
+        return run_in_child(__file__, ['--case', f'{method},{batch},{window},{dtype}', '--device', args.device,
                                        '--repeats', args.repeats])
 
     print(f'device {args.device}, torch {torch.__version__}, threads {torch.get_num_threads()}; '
           f'{HEADS} heads x {HEAD_DIM}, {QUERIES} queries, '
           f'{BEV[0] * BEV[1] + CAMS[0] * CAMS[1] * CAMS[2]} keys; forward + backward')
-    print('| batch | method | window | time (s) | time / sdpa | peak extra memory (MB) | memory / sdpa |')
-    print('| --- | --- | --- | --- | --- | --- | --- |')
-    for batch in args.batches:
+    print('| dtype | batch | method | window | time (s) | time / sdpa | peak extra memory (MB) | memory / sdpa |')
+    print('| --- | --- | --- | --- | --- | --- | --- | --- |')
+    for dtype, batch in ((d, b) for d in args.dtypes for b in args.batches):
         cases = [('sdpa', 1)] + [('local', w) for w in args.windows] + [('grouped', w) for w in args.grouped_windows]
         if batch in args.dense_batches:
             cases.append(('dense', 15))
@@ -121,7 +130,7 @@ def main():
         for r in range(args.rounds):
             for case in cases:
                 if case[0] != 'dense' or r == 0:     # the dense reference (7 GB) runs once
-                    runs[case].append(sub(case[0], batch, case[1]))
+                    runs[case].append(sub(case[0], batch, case[1], dtype))
         rows = []
         for case in cases:
             rows.append(dict(runs[case][0], time_s=median(r['time_s'] for r in runs[case]),
@@ -129,7 +138,7 @@ def main():
         ref = rows[0]
         for r in rows:
             window = '-' if r['method'] == 'sdpa' else r['window']
-            print(f"| {batch} | {r['method']} | {window} | {r['time_s']:.2f} | "
+            print(f"| {dtype} | {batch} | {r['method']} | {window} | {r['time_s']:.2f} | "
                   f"{r['time_s'] / ref['time_s']:.2f}x | {r['peak_mb']:.0f} | "
                   f"{r['peak_mb'] / ref['peak_mb']:.2f}x |", flush=True)
 

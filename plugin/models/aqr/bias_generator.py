@@ -18,13 +18,11 @@ import torch
 from mmengine.model import BaseModule
 from torch import nn
 
+from aqr_attention import KeyLayout, LocalWindowBias, WindowSides
 from mmdet3d.registry import MODELS
 
-from .key_layout import KeyLayout
-from .weight_generator import AQRWeights
-from .window_bias import LocalWindowBias
 from ..utils.camera_geometry import CameraGeometry
-from .window_size import WindowSides
+from .weight_generator import AQRWeights
 
 KEY = 'model.pts_bbox_head.attn_bias_cfg'
 

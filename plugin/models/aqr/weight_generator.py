@@ -25,14 +25,13 @@ from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
+from aqr_attention import KeyLayout, WindowSides, local_window_attention, split_window_size
 from mmdet3d.registry import MODELS
 
 from ..utils.camera_geometry import CameraGeometry
 from ..utils.grids import bev_cells, first_view_cells
 from ..utils.projection import denormalize_points
-from .key_layout import KeyLayout
-from .window_attention import local_window_attention
-from .window_size import WindowSides, split_window_size
+from aqr_attention import KeyLayout, WindowSides, local_window_attention, split_window_size
 
 
 class AQRWeights(NamedTuple):

@@ -10,7 +10,8 @@ import pytest
 import torch
 
 import plugin  # noqa: F401
-from plugin.models.layers import AQRWeightGenerator, LocalWindowBias
+from aqr_attention import LocalWindowBias
+from plugin.models.layers import AQRWeightGenerator
 from plugin.models.utils import bev_cells, first_view_cells
 from tests.helpers.aqr_inputs import PC_RANGE, aqr_inputs, front_camera
 

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import plugin  # noqa: F401
-from plugin.models.aqr.window_size import bev_cell_size, odd_cells
+from aqr_attention.window_size import bev_cell_size, odd_cells
 from plugin.models.utils import focal_lengths
 from plugin.models.layers import AQRWeightGenerator, AttentionBiasGenerator
 from tests.helpers.aqr_inputs import PC_RANGE, aqr_inputs
@@ -99,7 +99,7 @@ def test_the_window_ablation_in_metres_from_the_command_line():
 
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
-    from plugin.models.aqr import KeyLayout
+    from aqr_attention import KeyLayout
     from tests.helpers.repo import REPO
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(osp.join(REPO, 'configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'))

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import plugin  # noqa: F401
-from plugin.models.layers import LocalWindowBias
+from aqr_attention import LocalWindowBias
 from tests.helpers.aqr_inputs import PC_RANGE, front_camera
 from tests.helpers.small_heads import small_cmt_head
 

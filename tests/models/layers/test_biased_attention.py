@@ -4,7 +4,8 @@ import math
 import pytest
 import torch
 
-from plugin.models.layers import BiasedMultiheadAttention, CmtTransformer, KeyLayout
+from aqr_attention import KeyLayout
+from plugin.models.layers import BiasedMultiheadAttention, CmtTransformer
 
 
 def reference(attn, query, key, value, query_pos=None, key_pos=None, mask=None, bias=None):

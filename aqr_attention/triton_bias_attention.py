@@ -17,12 +17,14 @@ Backward in two kernels, both deterministic (no atomics):
 
 Precision: float32 inputs are multiplied in IEEE float32 (no TF32), float64 inputs in
 float64; float16 / bfloat16 inputs use half-precision tensor-core products on a GPU with
-float32 accumulation and statistics, and are upcast in the interpreter (whose bf16
-arithmetic is not exact). With TRITON_INTERPRET=1 set before triton is imported the
+float32 accumulation and statistics (k and v are cast to q's half dtype: the products take
+one operand dtype), and are upcast in the interpreter (whose bf16 arithmetic is not
+exact). Launch configurations, what the kernels support and their offline compilation:
+`triton_configs.py`, `triton_compile.py`. With TRITON_INTERPRET=1 set before triton is imported the
 kernels run on CPU tensors, which is how the CPU test suite checks them.
 """
 import math
-from typing import Optional
+from typing import Dict, NamedTuple, Optional, Tuple
 
 import torch
 import triton
@@ -31,9 +33,10 @@ from torch import Tensor
 
 from .backends import triton_interpreted
 from .precision import compute_dtype
+from .triton_configs import INTERPRETER, KernelConfig, kernel_configs, padded_head_dim
 
 #: finite stand-in for -inf inside the kernels (exp of it minus any finite score is 0)
-NEG = -1.0e30
+NEG = tl.constexpr(-1.0e30)
 
 
 @triton.jit
@@ -237,14 +240,34 @@ def _bwd_q_kernel(Q, K, V, M, BL, BC, WIN, DO, Lse, Drow, DQ, DB,
 _TL_DTYPES = {torch.float32: tl.float32, torch.float64: tl.float64}
 
 
-class _Launch:
-    """Everything a launch needs besides q, k, v: windows, layout scalars, blocks."""
+class KernelCall(NamedTuple):
+    """One kernel launch: what `launch()` runs and what `triton_compile.py` compiles."""
+    kernel: object                  # the @triton.jit function
+    grid: Tuple[int, int]
+    args: tuple
+    constexprs: dict
+    config: KernelConfig
 
-    def __init__(self, q: Tensor, k: Tensor, bias, mask: Optional[Tensor]):
+    def launch(self):
+        self.kernel[self.grid](*self.args, **self.constexprs, num_warps=self.config.num_warps,
+                               num_stages=self.config.num_stages)
+
+
+class _Launch:
+    """Everything the three kernels need besides their tensors: windows, layout scalars,
+    dtypes and the launch configurations (`triton_configs.py`).
+
+    q, k, v are the inputs as the kernels see them: one half dtype (the tensor-core path)
+    or the compute dtype. `capability` is the target GPU's (major, minor), None in the
+    interpreter; `configs` overrides the configuration table (tests).
+    """
+
+    def __init__(self, q: Tensor, k: Tensor, bias, mask: Optional[Tensor],
+                 capability: Optional[Tuple[int, int]] = None, configs: Optional[Dict[str, KernelConfig]] = None):
         b, h, nq, dh = q.shape
         layout = bias.layout
         self.acc = compute_dtype(q)
-        self.low = q.dtype in (torch.float16, torch.bfloat16) and not triton_interpreted()
+        self.low = q.dtype in (torch.float16, torch.bfloat16) and capability is not None
         device = q.device
         win = torch.zeros(5, b, nq, dtype=torch.int32, device=device)
         win[2] = -1
@@ -259,44 +282,75 @@ class _Launch:
         self.geometry = (nb, wb, hc * wc, wc, bias.bev_window // 2, bias.cam_window // 2)
         self.mask = None if mask is None else mask.expand(b, h, nq, k.shape[2])
         self.mask_strides = (0, 0, 0, 0) if mask is None else self.mask.stride()
-        self.d = max(16, triton.next_power_of_2(dh))
-        if q.is_cuda:
-            self.block_q, self.block_k = 64, 64 if self.d <= 64 else 32
-        else:   # interpreter: larger blocks, fewer (slow) Python-level iterations
-            self.block_q, self.block_k = 32, 64
+        self.shape = (b, h, nq, k.shape[2], dh)
+        self.d = padded_head_dim(dh)
+        if configs is None:
+            configs = INTERPRETER if capability is None else kernel_configs(q.dtype, dh)
+        self.configs = configs
 
-    def args(self, q, k, v):
+    def _common(self, q, k, v):
         m = self.mask if self.mask is not None else q   # any pointer when HAS_MASK is False
-        return (q, k, v, m)
+        return (q, k, v, m), (*q.stride(), *k.stride(), *v.stride(), *self.mask_strides)
 
-    def scalars(self, q, k, v):
-        return (*q.stride(), *k.stride(), *v.stride(), *self.mask_strides)
-
-    def constexprs(self):
+    def _constexprs(self, name):
+        cfg = self.configs[name]
         return dict(HAS_MASK=self.mask is not None, ACC=_TL_DTYPES[self.acc], LOW=self.low,
-                    BLOCK_Q=self.block_q, BLOCK_K=self.block_k, D=self.d)
+                    BLOCK_Q=cfg.block_q, BLOCK_K=cfg.block_k, D=self.d)
+
+    def forward(self, q, k, v, bl, bc, out, lse) -> KernelCall:
+        b, h, nq, nk, dh = self.shape
+        tensors, strides = self._common(q, k, v)
+        cfg = self.configs['forward']
+        return KernelCall(_fwd_kernel, (triton.cdiv(nq, cfg.block_q), b * h),
+                          (*tensors, bl, bc, self.win, out, lse, *strides, *out.stride(), h, nq, nk, dh, b * nq,
+                           1.0 / math.sqrt(dh), *self.geometry), self._constexprs('forward'), cfg)
+
+    def backward(self, q, k, v, bl, bc, do, lse, drow, dq, dk, dv, db) -> Tuple[KernelCall, KernelCall]:
+        b, h, nq, nk, dh = self.shape
+        tensors, strides = self._common(q, k, v)
+        common = (*strides, h, nq, nk, dh, b * nq, 1.0 / math.sqrt(dh), *self.geometry)
+        kv, qc = self.configs['backward_kv'], self.configs['backward_q']
+        return (KernelCall(_bwd_kv_kernel, (triton.cdiv(nk, kv.block_k), b * h),
+                           (*tensors, bl, bc, self.win, do, lse, drow, dk, dv, *common),
+                           self._constexprs('backward_kv'), kv),
+                KernelCall(_bwd_q_kernel, (triton.cdiv(nq, qc.block_q), b * h),
+                           (*tensors, bl, bc, self.win, do, lse, drow, dq, db, *common),
+                           self._constexprs('backward_q'), qc))
+
+    def forward_buffers(self, q):
+        """The forward's outputs: out [B, h, Q, d] in q's dtype, lse [B, h, Q]."""
+        b, h, nq, nk, dh = self.shape
+        return (torch.empty(b, h, nq, dh, dtype=q.dtype, device=q.device),
+                torch.empty(b, h, nq, dtype=self.acc, device=q.device))
+
+    def backward_buffers(self, q):
+        """The backward's outputs, in the compute dtype: dq, dk, dv and the bias
+        gradients' per-head partials db [2, B, h, Q]."""
+        b, h, nq, nk, dh = self.shape
+        acc, dev = self.acc, q.device
+        return (torch.empty(b, h, nq, dh, dtype=acc, device=dev), torch.empty(b, h, nk, dh, dtype=acc, device=dev),
+                torch.empty(b, h, nk, dh, dtype=acc, device=dev), torch.empty(2, b, h, nq, dtype=acc, device=dev))
+
+
+def kernel_inputs(q: Tensor, k: Tensor, v: Tensor, low: bool, acc: torch.dtype):
+    """q, k, v as the kernels take them: all in q's half dtype on the tensor-core path
+    (the products need one operand dtype), else all in the compute dtype."""
+    dtype = q.dtype if low else acc
+    return q.to(dtype), k.to(dtype), v.to(dtype)
 
 
 class _TritonBiasAttention(torch.autograd.Function):
 
     @staticmethod
-    def forward(ctx, q, k, v, lidar_weight, camera_weight, scale, bias, mask):
-        b, h, nq, dh = q.shape
-        nk = k.shape[2]
-        launch = _Launch(q, k, bias, mask)
+    def forward(ctx, q, k, v, lidar_weight, camera_weight, scale, bias, mask, capability, configs):
         dtypes = (q.dtype, k.dtype, v.dtype)
-        if not launch.low:
-            q, k, v = q.to(launch.acc), k.to(launch.acc), v.to(launch.acc)
+        launch = _Launch(q, k, bias, mask, capability, configs)
+        q, k, v = kernel_inputs(q, k, v, launch.low, launch.acc)
         s = scale.to(launch.acc)
         bl = (s * lidar_weight.to(launch.acc)).contiguous()
         bc = (s * camera_weight.to(launch.acc)).contiguous()
-        out = torch.empty(b, h, nq, dh, dtype=q.dtype, device=q.device)
-        lse = torch.empty(b, h, nq, dtype=launch.acc, device=q.device)
-        sm = 1.0 / math.sqrt(dh)
-        grid = (triton.cdiv(nq, launch.block_q), b * h)
-        _fwd_kernel[grid](*launch.args(q, k, v), bl, bc, launch.win, out, lse,
-                          *launch.scalars(q, k, v), *out.stride(), h, nq, nk, dh, b * nq, sm,
-                          *launch.geometry, **launch.constexprs())
+        out, lse = launch.forward_buffers(q)
+        launch.forward(q, k, v, bl, bc, out, lse).launch()
         ctx.save_for_backward(q, k, v, out, lse, bl, bc, lidar_weight, camera_weight, scale)
         ctx.launch, ctx.dtypes = launch, dtypes
         return out
@@ -305,21 +359,12 @@ class _TritonBiasAttention(torch.autograd.Function):
     def backward(ctx, grad_out):
         q, k, v, out, lse, bl, bc, lidar_weight, camera_weight, scale = ctx.saved_tensors
         launch = ctx.launch
-        b, h, nq, dh = q.shape
-        nk = k.shape[2]
-        sm = 1.0 / math.sqrt(dh)
         acc = launch.acc
         do = grad_out.to(q.dtype).contiguous()
         drow = (do.to(acc) * out.to(acc)).sum(-1).contiguous()            # D = rowsum(dO * O)
-        dq = torch.empty(b, h, nq, dh, dtype=acc, device=q.device)
-        dk = torch.empty(b, h, nk, dh, dtype=acc, device=q.device)
-        dv = torch.empty(b, h, nk, dh, dtype=acc, device=q.device)
-        db = torch.empty(2, b, h, nq, dtype=acc, device=q.device)
-        common = (*launch.scalars(q, k, v), h, nq, nk, dh, b * nq, sm, *launch.geometry)
-        _bwd_kv_kernel[(triton.cdiv(nk, launch.block_k), b * h)](
-            *launch.args(q, k, v), bl, bc, launch.win, do, lse, drow, dk, dv, *common, **launch.constexprs())
-        _bwd_q_kernel[(triton.cdiv(nq, launch.block_q), b * h)](
-            *launch.args(q, k, v), bl, bc, launch.win, do, lse, drow, dq, db, *common, **launch.constexprs())
+        dq, dk, dv, db = launch.backward_buffers(q)
+        for call in launch.backward(q, k, v, bl, bc, do, lse, drow, dq, dk, dv, db):
+            call.launch()
         db = db.sum(2)                                                     # over heads: [2, B, Q]
         s = scale.to(acc)
         d_lidar = (s * db[0]).to(lidar_weight.dtype) if ctx.needs_input_grad[3] else None
@@ -328,15 +373,19 @@ class _TritonBiasAttention(torch.autograd.Function):
         if ctx.needs_input_grad[5]:
             d_scale = (lidar_weight.to(acc) * db[0] + camera_weight.to(acc) * db[1]).sum().to(scale.dtype)
         return (dq.to(ctx.dtypes[0]), dk.to(ctx.dtypes[1]), dv.to(ctx.dtypes[2]), d_lidar, d_cam, d_scale,
-                None, None)
+                None, None, None, None)
 
 
-def triton_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, mask: Optional[Tensor] = None) -> Tensor:
+def triton_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, mask: Optional[Tensor] = None,
+                          configs: Optional[Dict[str, KernelConfig]] = None) -> Tensor:
     """softmax(q k^T / sqrt(d) + bias + mask) v through the Triton kernels.
 
     q [B, h, Q, d], k / v [B, h, K, d] (any strides), bias a `LocalWindowBias`, mask an
     additive float mask broadcastable to [B, h, Q, K] without fully masked rows
-    (`local_bias_attention` handles those). Returns q's dtype.
+    (`local_bias_attention` handles those). `configs` overrides the launch configurations
+    of `triton_configs.py` (tests run every entry in the interpreter). Returns q's dtype.
     """
-    out = _TritonBiasAttention.apply(q, k, v, bias.lidar_weight, bias.camera_weight, bias.scale, bias, mask)
+    capability = None if triton_interpreted() else torch.cuda.get_device_capability(q.device)
+    out = _TritonBiasAttention.apply(q, k, v, bias.lidar_weight, bias.camera_weight, bias.scale, bias, mask,
+                                     capability, configs)
     return out.to(q.dtype)

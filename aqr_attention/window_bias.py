@@ -16,7 +16,7 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from ...ops.window_attention_cpu import PackedWindows, pack_windows
+from .window_attention_cpu import PackedWindows, pack_windows
 from .bias_attention import local_bias_attention
 from .grouped_route import WindowGroup, group_queries
 from .key_layout import KeyLayout, WindowPart

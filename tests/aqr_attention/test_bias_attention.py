@@ -11,8 +11,8 @@ inputs and for the transposed head-split views attention modules produce.
 import pytest
 import torch
 
-from plugin.models.aqr.lse_attention import cpu_flash_ops_available
-from plugin.models.layers import local_bias_attention
+from aqr_attention import local_bias_attention
+from aqr_attention.lse_attention import cpu_flash_ops_available
 from tests.helpers.attention_cases import (BEV, CAMS, DIM, HEADS, TOL, LargestNewTensor, check_against_references,
                                            make_case, reference_attention)
 
@@ -96,7 +96,7 @@ def test_many_tiles_and_views(force_fallback, monkeypatch):
     """Several tiles per part and views taller than a window, so that groups and their
     boxes split (and stop at view borders) as at full size: a cheap group in the tile
     cost model makes the tiles small here."""
-    from plugin.models.aqr import grouped_route
+    from aqr_attention import grouped_route
     monkeypatch.setattr(grouped_route, 'GROUP_OVERHEAD_S', 1e-5)
     leaves, bias = make_case(5, 'transposed', nq=60, bev_shape=(30, 30), cam_shape=(3, 12, 14))
     groups = grouped_route.group_queries(bias.parts(), HEADS, DIM, bias.chunk_elements)
@@ -142,7 +142,7 @@ def test_cpu_flash_ops_available():
     assert cpu_flash_ops_available(), (
         f'torch {torch.__version__}: aten._scaled_dot_product_flash_attention_for_cpu (or its '
         'backward) is missing or its schema changed; local_bias_attention now runs the slow '
-        'chunked fallback. Update plugin/models/aqr/lse_attention.py '
+        'chunked fallback. Update aqr_attention/lse_attention.py '
         '(EXPECTED_*_SCHEMA and the calls) for this torch.')
 
 

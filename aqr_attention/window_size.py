@@ -20,8 +20,6 @@ least 1).
 import math
 from typing import NamedTuple, Optional, Sequence, Tuple, Union
 
-from ..utils.camera_geometry import CameraGeometry
-
 WindowSize = Union[int, Sequence[int]]
 
 
@@ -88,10 +86,11 @@ class WindowSides(NamedTuple):
         return None if self.bev_in_metres or self.cam_in_metres else (self.bev, self.cam)
 
     def cells(self, pc_range: Optional[Sequence[float]], bev_shape: Optional[Sequence[int]],
-              cam_shape: Optional[Sequence[int]], geometry: Optional[CameraGeometry]) -> Tuple[int, int]:
+              cam_shape: Optional[Sequence[int]], geometry=None) -> Tuple[int, int]:
         """(bev, cam) in cells for a batch: its BEV grid, camera maps (V, h, w) and camera
-        geometry (focal length, padded input shape); a side of an absent modality is
-        returned as is (1 when in metres)."""
+        geometry (anything with `input_shape` and `focal()`, such as the detector's
+        `CameraGeometry`); a side of an absent modality is returned as is (1 when in
+        metres)."""
         bev, cam = self.bev, self.cam
         if self.bev_in_metres:
             if pc_range is None:

@@ -24,7 +24,7 @@ Two ways to compute it, chosen by `backends.py`:
   every key outside the windows (there P = exp(s0 - L)); on the window keys the true
   probability is e^b times that, so dS, dq, dk, dv get a correction of (e^b - 1) times the
   fused kernel's terms, and the bias gradient is the window's dS summed over heads. The
-  window terms come from the compiled kernel (`plugin/ops/csrc/window_attention_cpu.cpp`)
+  window terms come from the compiled kernel (`csrc/window_attention_cpu.cpp`)
   or from the grouped boxes of `grouped_route.py`; both are exact.
 
   Extra memory is O(Q * h * d), never O(Q * K): the kernel allocates nothing per key, the
@@ -40,11 +40,11 @@ from typing import Optional
 import torch
 from torch import Tensor
 
-from ...ops import window_attention_cpu as window_kernel
+from . import window_attention_cpu as window_kernel
 from .backends import bias_attention_backend
 from .grouped_route import gather_box, group_window_backward
 from .lse_attention import attention_backward_with_lse, attention_with_lse
-from .precision import autocast_off, compute_dtype
+from .precision import autocast_off, check_dtypes, compute_dtype
 
 #: rows whose correction factor 1 / (1 + S) exceeds this are recomputed directly
 MAX_AMPLIFICATION = 16.0
@@ -191,7 +191,8 @@ def local_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, mask: Optional[T
 
     Args:
         q: [B, heads, Q, d]; k, v: [B, heads, K, d] with K = bias.num_keys; float32,
-            float64, float16 or bfloat16 (the result has q's dtype).
+            float64, float16 or bfloat16 (the result has q's dtype; another dtype is a
+            TypeError naming it).
         bias: a `LocalWindowBias`.
         mask: optional additive float mask broadcastable to [B, heads, Q, K] (-inf =
             ignored key), e.g. image padding; a query whose keys are all masked gets zeros.
@@ -200,6 +201,7 @@ def local_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, mask: Optional[T
     Returns:
         [B, heads, Q, d].
     """
+    check_dtypes(q=q, k=k, v=v, mask=mask)
     b, h, nq, _ = q.shape
     if k.shape[2] != bias.num_keys:
         raise ValueError(f'{k.shape[2]} keys, but the bias describes {bias.num_keys} ({bias.layout})')
@@ -216,7 +218,7 @@ def local_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, mask: Optional[T
             mask = mask.masked_fill(dead, 0.0)
         else:
             dead = None
-    backend = bias_attention_backend(q)
+    backend = bias_attention_backend(q, k, v, mask)
     if backend == 'triton':
         from .triton_bias_attention import triton_bias_attention
         out = triton_bias_attention(q, k, v, bias, mask)

@@ -1,4 +1,4 @@
-"""The three back-ends of AQR's biased attention (`plugin/models/aqr/backends.py`) against
+"""The three back-ends of AQR's biased attention (`aqr_attention/backends.py`) against
 float64 dense references: the compiled CPU kernel, the pure-PyTorch route and the Triton
 kernels, the latter run by Triton's interpreter on CPU tensors (TRITON_INTERPRET=1 is set
 in conftest.py before triton is imported), i.e. the very kernels a GPU runs.
@@ -17,10 +17,10 @@ import sys
 import pytest
 import torch
 
-from plugin.models.aqr import attention_backend, local_bias_attention
-from plugin.models.aqr.backends import BACKENDS, bias_attention_backend, get_attention_backend
-from plugin.models.layers import LocalWindowBias
-from tests.helpers.attention_cases import CAMS, check_against_references, make_case, reference_attention
+from aqr_attention import LocalWindowBias, attention_backend, local_bias_attention
+from aqr_attention.backends import BACKENDS, bias_attention_backend, get_attention_backend
+from tests.helpers.attention_cases import (CAMS, HALF_TOL, check_against_references, dominant_window_case, make_case,
+                                          padding_mask, reference_attention)
 
 ROUTES = ['cpu_kernel', 'torch', 'triton']
 
@@ -29,15 +29,6 @@ ROUTES = ['cpu_kernel', 'torch', 'triton']
 def route(request):
     with attention_backend(request.param):
         yield request.param
-
-
-def _padding_mask(bias, batch):
-    """-inf on the last column of every camera map and on every 7th camera key."""
-    mask = torch.zeros(batch, 1, 1, bias.num_keys)
-    cam = mask[..., bias.num_bev_keys:].view(batch, 1, 1, *CAMS)
-    cam[..., -1] = float('-inf')
-    mask[..., bias.num_bev_keys::7] = float('-inf')
-    return mask
 
 
 def test_auto_takes_the_cpu_kernel_on_cpu_and_names_are_checked():
@@ -63,7 +54,7 @@ def test_triton_on_cpu_without_the_interpreter_is_refused(monkeypatch):
 
 def test_the_routes_really_differ(monkeypatch):
     """Each forced back-end runs its own code: the others are made to fail."""
-    from plugin.models.aqr import bias_attention, triton_bias_attention
+    from aqr_attention import bias_attention, triton_bias_attention
     leaves, bias = make_case(3)
     q, k, v = leaves[:3]
 
@@ -94,7 +85,7 @@ def test_float32_matches_float64_dense(route, window_size, layout):
 def test_key_padding_and_dead_rows(route, mask_kind):
     leaves, bias = make_case((5, 3), 'transposed')
     b, _, nq, _ = leaves[0].shape
-    mask = _padding_mask(bias, b)
+    mask = padding_mask(bias, b)
     if mask_kind == 'dead_row':
         mask = mask.expand(b, 1, nq, bias.num_keys).clone()
         mask[1, :, 4] = float('-inf')
@@ -126,33 +117,8 @@ def test_float64_gradcheck(route):
     assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7, rtol=1e-5, fast_mode=True)
 
 
-def _dominant_window_case(dtype=torch.float32):
-    """Four queries on grid corners (windows that do not overlap), each along its own axis
-    e_j with its window keys along e_j too (score 11.5) and every other key zero (score
-    0): the windows hold ~99.99 % of the unbiased attention. A bias of -5 x max_scale =
-    -25 on them leaves ~0.001 % there, so the output is the average of the outside values,
-    which the correction route would compute as the difference of two nearly equal sums."""
-    leaves, bias = make_case((3, 3), 'contiguous', nq=4)
-    q, k, v = (t.detach().clone() for t in leaves[:3])
-    d = q.shape[-1]
-    c = math.sqrt(11.5 * math.sqrt(d))
-    idx, valid, _ = bias.window_keys()
-    k.zero_()
-    for i in range(q.shape[0]):
-        for j in range(q.shape[2]):
-            axis = torch.eye(d)[j] * c
-            q[i, :, j] = axis
-            k[i][:, idx[i, j][valid[i, j]]] = axis
-    max_scale = 5.0
-    lw, cw = -torch.ones(q.shape[0], q.shape[2]), -torch.ones(q.shape[0], q.shape[2])
-    leaves = [t.to(dtype).requires_grad_() for t in (q, k, v, lw, cw, torch.tensor(5.0 * max_scale))]
-    bias = LocalWindowBias(bias.bev_shape, bias.cam_shape, bias.bev_center, bias.cam_center, leaves[3],
-                           leaves[4], (3, 3), scale=leaves[5])
-    return leaves, bias
-
-
 def test_negative_bias_on_a_dominant_window(route):
-    leaves, bias = _dominant_window_case()
+    leaves, bias = dominant_window_case()
     q, k, v = leaves[:3]
     # the precondition: without the bias the windows hold more than 99.9 % of the attention
     s = q.double() @ k.double().transpose(-1, -2) / math.sqrt(q.shape[-1])
@@ -167,10 +133,6 @@ def test_negative_bias_on_a_dominant_window(route):
     # the scale's and weights' gradients are large here (|d scale| ~ 40): relative 1e-5
     for name, got, want in zip('q k v lidar_weight camera_weight scale'.split(), grads, ref_grads):
         torch.testing.assert_close(got.double(), want.double(), atol=1e-5, rtol=1e-5, msg=lambda m: f"grad {name}: {m}")
-
-
-#: half-precision inputs against float32 inputs (float64 reference), absolute, on O(1) values
-HALF_TOL = {torch.float16: 2e-3, torch.bfloat16: 2e-2}
 
 
 @pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
@@ -207,9 +169,9 @@ def test_autocast_keeps_float32_statistics(route, dtype):
 def test_the_dominant_window_case_breaks_an_unguarded_correction(monkeypatch):
     """Without the direct recomputation of ill-conditioned rows the correction route is
     wrong on the dominant-window case: the test above can fail."""
-    from plugin.models.aqr import bias_attention
+    from aqr_attention import bias_attention
     monkeypatch.setattr(bias_attention, 'MAX_AMPLIFICATION', float('inf'))
-    leaves, bias = _dominant_window_case()
+    leaves, bias = dominant_window_case()
     q, k, v = leaves[:3]
     with attention_backend('cpu_kernel'):
         out = local_bias_attention(q, k, v, bias)
@@ -219,7 +181,7 @@ def test_the_dominant_window_case_breaks_an_unguarded_correction(monkeypatch):
 
 @pytest.mark.parametrize('lam_route', ['cpu_kernel', 'torch'])
 def test_lam_window_attention_float64_gradcheck(lam_route):
-    from plugin.models.aqr import local_window_attention
+    from aqr_attention import local_window_attention
     leaves, bias = make_case((3, 3), 'contiguous', batch=1, nq=4, bev_shape=(3, 4), cam_shape=(2, 2, 3), dim=4)
     q, k, v = (t.detach().double().requires_grad_() for t in leaves[:3])
     with attention_backend(lam_route):
@@ -228,79 +190,8 @@ def test_lam_window_attention_float64_gradcheck(lam_route):
                                         eps=1e-6, atol=1e-7, rtol=1e-5, fast_mode=True)
 
 
-cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason='needs a CUDA GPU (tools/gpu_check.sh runs these)')
-
-
-def _to_cuda(leaves, bias, dtype=torch.float32):
-    leaves = [t.detach().to('cuda', dtype if t.dim() == 4 else torch.float32).requires_grad_() for t in leaves]
-    bias = LocalWindowBias(bias.bev_shape, bias.cam_shape, bias.bev_center.cuda(), bias.cam_center.cuda(),
-                           leaves[3], leaves[4], (bias.bev_window, bias.cam_window), scale=leaves[5])
-    return leaves, bias
-
-
-def _check_cuda(leaves, bias, mask, out_tol, grad_tol):
-    q, k, v = leaves[:3]
-    out = local_bias_attention(q, k, v, bias, mask=mask)
-    assert out.is_cuda and out.dtype == q.dtype and torch.isfinite(out).all()
-    go = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).cuda()
-    grads = torch.autograd.grad(out, leaves, go.to(out.dtype))
-    ref = reference_attention(q, k, v, bias.to_dense(), mask)
-    ref_grads = torch.autograd.grad(ref, leaves, go.double())
-    torch.testing.assert_close(out.double(), ref, atol=out_tol, rtol=0)
-    for name, got, want in zip('q k v lidar_weight camera_weight scale'.split(), grads, ref_grads):
-        torch.testing.assert_close(got.double(), want.double(), atol=grad_tol, rtol=grad_tol,
-                                   msg=lambda m: f'grad {name}: {m}')
-
-
-@cuda
-def test_cuda_auto_takes_triton():
-    assert bias_attention_backend(torch.zeros(1, device='cuda')) == 'triton'
-
-
-@cuda
-@pytest.mark.parametrize('backend', ['triton', 'torch'])
-@pytest.mark.parametrize('window_size', [1, (5, 3), 15])
-def test_cuda_float32_matches_float64_dense(backend, window_size):
-    """A grid larger than one Triton block in both directions, border windows, unseen queries."""
-    leaves, bias = _to_cuda(*make_case(window_size, 'transposed', nq=40, bev_shape=(20, 24), cam_shape=(3, 9, 16)))
-    with attention_backend(backend):
-        _check_cuda(leaves, bias, None, 1e-5, 1e-5)
-
-
-@cuda
-@pytest.mark.parametrize('backend', ['triton', 'torch'])
-def test_cuda_key_padding_and_negative_bias(backend):
-    leaves, bias = _to_cuda(*make_case((5, 3), 'transposed'))
-    with attention_backend(backend):
-        _check_cuda(leaves, bias, _padding_mask(bias, 2).cuda(), 1e-5, 1e-5)
-        _check_cuda(*_to_cuda(*_dominant_window_case()), None, 1e-5, 1e-5)
-
-
-@cuda
-@pytest.mark.parametrize('dtype', [torch.float16, torch.bfloat16])
-def test_cuda_half_precision(dtype):
-    """Half-precision tensor-core products with float32 statistics."""
-    leaves, bias = _to_cuda(*make_case((5, 3), 'transposed', nq=40), dtype=dtype)
-    with attention_backend('triton'):
-        _check_cuda(leaves, bias, None, HALF_TOL[dtype], 5 * HALF_TOL[dtype])
-
-
-@cuda
-def test_cuda_float64_gradcheck():
-    leaves, bias = make_case((3, 3), 'contiguous', batch=1, nq=4, bev_shape=(3, 4), cam_shape=(2, 2, 3), dim=4)
-    leaves = [t.detach().to('cuda', torch.float64).requires_grad_() for t in leaves]
-    centres = bias.bev_center.cuda(), bias.cam_center.cuda()
-
-    def fn(q, k, v, lw, cw, scale):
-        return local_bias_attention(q, k, v, LocalWindowBias(bias.bev_shape, bias.cam_shape, *centres, lw, cw,
-                                                             (3, 3), scale=scale))
-
-    with attention_backend('triton'):
-        assert torch.autograd.gradcheck(fn, leaves, eps=1e-6, atol=1e-7, rtol=1e-5, fast_mode=True)
-
-
 def test_environment_variable_sets_the_default():
-    code = 'from plugin.models.aqr import get_attention_backend; print(get_attention_backend())'
+    code = 'from aqr_attention import get_attention_backend; print(get_attention_backend())'
     env = dict(os.environ, AQR_ATTENTION_BACKEND='torch')
     res = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True, env=env)
     assert res.stdout.strip().splitlines()[-1] == 'torch', res.stderr[-1000:]

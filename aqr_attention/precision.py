@@ -22,3 +22,15 @@ def autocast_off(fn):
         with torch.autocast(device, enabled=False):
             return fn(ctx, *args)
     return wrapper
+
+
+#: input dtypes every route of the attentions takes
+DTYPES = (torch.float16, torch.bfloat16, torch.float32, torch.float64)
+
+
+def check_dtypes(**tensors: Tensor) -> None:
+    """A TypeError naming the argument and its dtype unless it is one of `DTYPES`."""
+    for name, x in tensors.items():
+        if x is not None and x.dtype not in DTYPES:
+            raise TypeError(f'AQR attention takes float16, bfloat16, float32 or float64 tensors; '
+                            f'{name} is {x.dtype}')

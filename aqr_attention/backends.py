@@ -2,7 +2,7 @@
 
 Three back-ends compute the same exact numbers:
 
-    'cpu_kernel'  the compiled C++ kernel (`plugin/ops/csrc/window_attention_cpu.cpp`):
+    'cpu_kernel'  the compiled C++ kernel (`csrc/window_attention_cpu.cpp`):
                   window corrections of PyTorch's fused CPU attention. CPU tensors only.
     'triton'      one Triton kernel per pass that adds the bias inside the window while
                   it walks all keys (`triton_bias_attention.py`). CUDA tensors, or CPU
@@ -11,12 +11,15 @@ Three back-ends compute the same exact numbers:
     'torch'       pure PyTorch (`grouped_route.py` + `lse_attention.py`): the reference
                   route, for any device.
 
-'auto' (the default) takes 'triton' on CUDA when triton is installed, 'cpu_kernel' on CPU
-when the extension is built, else 'torch'. The LAM two-window attention of the AQR layer
+'auto' (the default) takes 'triton' on CUDA for what the compiled kernels support
+(`triton_configs.py`: float16 / bfloat16 / float32 / float64, heads up to 128 wide, the
+GPU generations the kernels are compiled and checked for, int32 offsets) and otherwise
+'torch' with one warning naming the reason; 'cpu_kernel' on CPU when the extension is
+built, else 'torch'. The LAM two-window attention of the AQR layer
 has no Triton kernel: under 'triton' it takes the 'torch' route on CUDA (the CPU kernel
 on CPU under 'auto').
 
-    from plugin.models.layers import attention_backend
+    from aqr_attention import attention_backend
     with attention_backend('torch'):
         model(...)
 
@@ -26,10 +29,12 @@ AQR_ATTENTION_BACKEND=torch.
 import contextlib
 import importlib.util
 import os
+import warnings
+from typing import Optional
 
 from torch import Tensor
 
-from ...ops import window_attention_cpu
+from . import window_attention_cpu
 
 BACKENDS = ('auto', 'cpu_kernel', 'triton', 'torch')
 ENV_VAR = 'AQR_ATTENTION_BACKEND'
@@ -75,13 +80,39 @@ def triton_interpreted() -> bool:
     return os.environ.get('TRITON_INTERPRET', '0') == '1'
 
 
-def bias_attention_backend(x: Tensor) -> str:
-    """The back-end of `local_bias_attention` on tensors like `x`; a forced back-end that
-    cannot run here is an error naming what is missing."""
-    name, device = _current, x.device.type
+def triton_unsupported_reason(q: Tensor, k: Optional[Tensor] = None, v: Optional[Tensor] = None,
+                              mask: Optional[Tensor] = None) -> Optional[str]:
+    """Why the compiled Triton kernels cannot take these CUDA tensors, or None."""
+    if not triton_available():
+        return 'triton is not installed'
+    from .triton_configs import unsupported_reason
+    return unsupported_reason(q, q if k is None else k, q if v is None else v, mask)
+
+
+_warned = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, stacklevel=3)
+
+
+def bias_attention_backend(q: Tensor, k: Optional[Tensor] = None, v: Optional[Tensor] = None,
+                           mask: Optional[Tensor] = None) -> str:
+    """The back-end of `local_bias_attention` on these tensors (k, v and mask refine the
+    checks of the Triton route). Under 'auto', CUDA tensors the Triton kernels cannot take
+    (`triton_configs.unsupported_reason`) take the PyTorch route, with one warning per
+    reason; a forced back-end that cannot run here is an error naming what is missing."""
+    name, device = _current, q.device.type
     if name == 'auto':
-        if device == 'cuda' and triton_available():
-            return 'triton'
+        if device == 'cuda':
+            reason = triton_unsupported_reason(q, k, v, mask)
+            if reason is None:
+                return 'triton'
+            _warn_once(f'AQR attention: the Triton kernels cannot take these inputs ({reason}); '
+                       'using the PyTorch route')
+            return 'torch'
         if device == 'cpu' and window_attention_cpu.kernel_available():
             return 'cpu_kernel'
         return 'torch'
@@ -97,6 +128,10 @@ def bias_attention_backend(x: Tensor) -> str:
         if device == 'cpu' and not triton_interpreted():
             raise RuntimeError("attention backend 'triton' on CPU tensors needs TRITON_INTERPRET=1 set before "
                                'triton is imported')
+        if device == 'cuda':
+            reason = triton_unsupported_reason(q, k, v, mask)
+            if reason is not None:
+                raise RuntimeError(f"attention backend 'triton' cannot take these inputs: {reason}")
     return name
 
 

@@ -1,4 +1,4 @@
-"""The compiled CPU window kernel (plugin/ops/csrc/window_attention_cpu.cpp):
+"""The compiled CPU window kernel (aqr_attention/csrc/window_attention_cpu.cpp):
 that it is the route CPU tensors take, and that it agrees with the pure-PyTorch grouped
 route on a case with many views, border windows, masking and large windows. Exactness
 against the dense references is in test_local_bias_attention.py /
@@ -8,9 +8,7 @@ import sys
 import pytest
 import torch
 
-from plugin.models.aqr import attention_backend, local_window_attention
-from plugin.models.layers import local_bias_attention
-from plugin.ops import window_attention_cpu
+from aqr_attention import attention_backend, local_bias_attention, local_window_attention, window_attention_cpu
 from tests.helpers.attention_cases import make_case
 
 
@@ -23,7 +21,7 @@ def test_cpu_takes_the_kernel_without_grouping(monkeypatch):
         raise AssertionError('the kernel route must not group queries')
 
     for module in ('grouped_route', 'window_attention', 'window_bias'):
-        monkeypatch.setattr(sys.modules[f'plugin.models.aqr.{module}'], 'group_queries', no_grouping)
+        monkeypatch.setattr(sys.modules[f'aqr_attention.{module}'], 'group_queries', no_grouping)
     out = local_bias_attention(q, k, v, bias)
     torch.autograd.grad(out.sum(), leaves)
     out = local_window_attention(q, k, v, bias.parts())

@@ -3,8 +3,8 @@
 `local_bias_attention` and `local_window_attention` need sums over each query's window
 keys. `csrc/window_attention_cpu.cpp` walks every (query, head)'s window rows directly,
 in float32 (AVX2 when the build machine has it) or float64. The pure-PyTorch route
-(`plugin/models/aqr/grouped_route.py`) computes the same numbers; which one runs is
-decided in `plugin/models/aqr/backends.py`. The extension is built by `pip install -e .`
+(`grouped_route.py`) computes the same numbers; which one runs is
+decided in `backends.py`. The extension is built by `pip install -e .`
 (setup.py).
 """
 import os.path as osp
@@ -19,13 +19,13 @@ try:
     IMPORT_ERROR = None
 except ImportError as err:  # not built: the callers take their pure-PyTorch route
     _ext, IMPORT_ERROR = None, err
-    warnings.warn(f'plugin.ops: the CPU window kernel is not built ({err}); AQR attention takes the '
+    warnings.warn(f'aqr_attention: the CPU window kernel is not built ({err}); AQR attention takes the '
                   'slower pure-PyTorch route. Build it with `pip install --no-build-isolation '
                   '--use-pep517 -e .` (tools/setup_env.sh does).')
 else:
     _source = osp.join(osp.dirname(__file__), 'csrc', 'window_attention_cpu.cpp')
     if osp.exists(_source) and osp.getmtime(_source) > osp.getmtime(_ext.__file__):
-        warnings.warn(f'plugin.ops: {_source} is newer than its build {_ext.__file__}; rebuild '
+        warnings.warn(f'aqr_attention: {_source} is newer than its build {_ext.__file__}; rebuild '
                       'with `pip install --no-build-isolation --use-pep517 -e .`')
 
 def kernel_available() -> bool:

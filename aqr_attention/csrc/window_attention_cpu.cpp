@@ -5,7 +5,7 @@
 // `local_bias_attention` (window correction of an unbiased fused attention) and
 // `local_window_attention` (softmax over the window keys only) need, per query, sums over
 // exactly those keys. Done with tensor ops, that means gathering boxes of keys per group
-// of queries (plugin/models/aqr/grouped_route.py); here each (query, head) walks its window rows directly,
+// of queries (aqr_attention/grouped_route.py); here each (query, head) walks its window rows directly,
 // so nothing larger than one output row is allocated and no key outside a window is read.
 //
 // Layouts (float32, or float64 throughout): qs, go [B, h, Q, d] contiguous (qs already scaled by 1/sqrt(d));

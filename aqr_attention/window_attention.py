@@ -7,7 +7,7 @@ that costs O(Q * K) memory and time; gathering every query's window keys costs
 O(Q * window keys * C) memory (keys and values: 2 x 2 samples x ~400 queries x 250 keys x
 128 channels x 4 B, about 200 MB on the synthetic config) and as much in the backward.
 
-On CPU the compiled kernel (`plugin/ops/csrc/window_attention_cpu.cpp`) runs an online
+On CPU the compiled kernel (`csrc/window_attention_cpu.cpp`) runs an online
 softmax over each (query, head)'s window keys. Elsewhere (CUDA, the extension not built,
 or the 'torch' back-end of `backends.py`) the two windows are scored with the grouped-box
 scheme of `grouped_route.py` and merged by log-sum-exp, exactly:
@@ -28,11 +28,11 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from ...ops import window_attention_cpu as window_kernel
+from . import window_attention_cpu as window_kernel
 from .backends import window_attention_backend
 from .grouped_route import gather_box, group_queries, group_window_backward, window_scores
 from .key_layout import WindowPart
-from .precision import autocast_off, compute_dtype
+from .precision import autocast_off, check_dtypes, compute_dtype
 
 
 def _finite(x: Tensor) -> Tensor:
@@ -109,6 +109,7 @@ def local_window_attention(q: Tensor, k: Tensor, v: Tensor, parts: List[WindowPa
     Returns:
         [B, heads, Q, d]; zeros for a query without a visible window key.
     """
+    check_dtypes(q=q, k=k, v=v, mask=mask)
     num_keys = sum(p.rows * p.cols for p in parts)
     if k.shape[2] != num_keys or v.shape[2] != num_keys:
         raise ValueError(f'{k.shape[2]} keys, but the windows describe grids of {num_keys} keys')

@@ -4,7 +4,7 @@ used here as a window indicator): forward and gradients wrt q, k, v within 1e-5.
 import pytest
 import torch
 
-from plugin.models.aqr import local_window_attention
+from aqr_attention import local_window_attention
 from tests.helpers.attention_cases import CAMS, TOL, LargestNewTensor, loop_dense_bias, make_case, reference_attention
 
 # every test here runs through both window routes (conftest.window_route)
@@ -96,7 +96,7 @@ def test_key_count_mismatch_raises():
 
 def test_many_tiles_and_views(monkeypatch):
     """Several groups per part, boxes stopping at view borders (as at full size)."""
-    from plugin.models.aqr import grouped_route
+    from aqr_attention import grouped_route
     monkeypatch.setattr(grouped_route, 'GROUP_OVERHEAD_S', 1e-5)
     check((5, 7), 'transposed', nq=60, bev_shape=(30, 30), cam_shape=(3, 12, 14))
 

@@ -1,1 +1,0 @@
-"""Compiled operators of the plugin (built by `pip install -e .`, see setup.py)."""
