@@ -1,0 +1,62 @@
+"""The camera-only synthetic config: no points anywhere, no LiDAR branch, learned queries;
+it builds, runs a batch of the generated data and lowers its loss on a fixed batch."""
+import os.path as osp
+
+import pytest
+import torch
+
+from tests.helpers.repo import REPO
+from tests.helpers.tiny_cmt import fit_fixed_batch, tiny_cfg
+
+CAMERA = osp.join(REPO, 'configs/synthetic/cmt-camera_r18-256x144_1xb2-12e_synthetic-nus-3d.py')
+FUSION = osp.join(REPO, 'configs/synthetic/cmt_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py')
+POINT_STEPS = {'LoadPointsFromFile', 'LoadPointsFromMultiSweeps', 'PointsRangeFilter', 'PointShuffle',
+               'GlobalRotScaleTrans'}
+
+
+def test_no_points_and_no_lidar_branch():
+    from mmengine.config import Config
+    cfg, fusion = Config.fromfile(CAMERA), Config.fromfile(FUSION)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = cfg[loader].dataset
+        assert dataset.modality == dict(use_lidar=False, use_camera=True)
+        assert not POINT_STEPS & {t['type'] for t in dataset.pipeline}
+        assert 'points' not in dataset.pipeline[-1]['keys']
+    # everything else of the fusion pipeline, in its order
+    kept = [t['type'] for t in fusion.train_pipeline if t['type'] not in POINT_STEPS]
+    assert [t['type'] for t in cfg.train_pipeline] == kept
+    model = cfg.model
+    assert model.pts_backbone is None and model.pts_voxel_encoder is None and not model.data_preprocessor.voxel
+    head = model.pts_bbox_head
+    assert (head.query_init, head.query_content, head.aux_heatmap_cfg) == ('learned', 'zeros', None)
+
+
+@pytest.fixture(scope='module')
+def camera_cfg(synthetic_root):
+    return tiny_cfg(synthetic_root, CAMERA)
+
+
+def test_builds_without_lidar_modules_and_predicts(camera_cfg):
+    from mmengine.dataset import pseudo_collate
+
+    import plugin  # noqa: F401
+    from mmdet3d.registry import DATASETS, MODELS
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    torch.manual_seed(0)
+    model = MODELS.build(camera_cfg.model)
+    model.init_weights()
+    assert not model.with_pts_backbone and model.pts_bbox_head.learned_queries == 60
+    sample = DATASETS.build(camera_cfg.val_dataloader.dataset)[0]
+    assert 'points' not in sample['inputs']
+    batch = model.data_preprocessor(pseudo_collate([sample]), training=False)
+    model.eval()
+    with torch.no_grad():
+        out = model.predict(batch['inputs'], batch['data_samples'])
+    boxes = out[0].pred_instances_3d
+    assert len(boxes.scores_3d) > 0 and torch.isfinite(boxes.bboxes_3d.tensor).all()
+
+
+def test_lowers_its_loss_on_a_fixed_batch(camera_cfg):
+    history = fit_fixed_batch(camera_cfg, 40)
+    assert min(history[-5:]) < 0.7 * history[0], history
