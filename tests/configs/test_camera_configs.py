@@ -60,3 +60,30 @@ def test_builds_without_lidar_modules_and_predicts(camera_cfg):
 def test_lowers_its_loss_on_a_fixed_batch(camera_cfg):
     history = fit_fixed_batch(camera_cfg, 40)
     assert min(history[-5:]) < 0.7 * history[0], history
+
+
+DENSE = osp.join(REPO, 'configs/synthetic/cmt-camera-dense_r18-256x144_1xb2-12e_synthetic-nus-3d.py')
+
+
+def test_the_dense_arm_adds_image_losses_only(synthetic_root):
+    """The dense config is the camera config plus `img_centre_head`; its training step
+    returns the head's three losses, finite, with targets on the generated views."""
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+
+    import plugin  # noqa: F401
+    from mmdet3d.registry import DATASETS, MODELS
+    from mmdet3d.utils import register_all_modules
+    dense, camera = Config.fromfile(DENSE).to_dict(), Config.fromfile(CAMERA).to_dict()
+    head = dense['model'].pop('img_centre_head')
+    assert dense == camera and head['type'] == 'ImageCentreHead' and head['num_classes'] == 10
+    register_all_modules(init_default_scope=True)
+    cfg = tiny_cfg(synthetic_root, DENSE)
+    torch.manual_seed(0)
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    batch = model.data_preprocessor(pseudo_collate([DATASETS.build(cfg.train_dataloader.dataset)[i]
+                                                    for i in range(2)]), training=True)
+    losses = model.loss(batch['inputs'], batch['data_samples'])
+    for key in ('loss_img_heatmap', 'loss_img_offset', 'loss_img_depth'):
+        assert torch.isfinite(losses[key]) and float(losses[key]) > 0, key

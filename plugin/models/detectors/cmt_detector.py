@@ -8,7 +8,8 @@ is applied in its order (e.g. SparseBEV's local sampling, then FuTr's camera FiL
 `triplane` neck then builds three feature planes from both and fuses the XY
 plane into the BEV map: `bev, planes = triplane(bev, img_feats, img_metas)`; the head
 samples the planes at its queries' reference points (`pts_bbox_head.triplane_cfg`). The
-head decodes both. Either modality may be left out of the config (LiDAR-only / camera-only).
+head decodes both. An optional `img_centre_head` (`ImageCentreHead`) adds dense losses on
+the camera maps during training (projected box centres, offsets, depths). Either modality may be left out of the config (LiDAR-only / camera-only).
 
 `fp32_modules` names parts (of pts_voxel_encoder, pts_middle_encoder, pts_bbox_head) that run
 in float32 under mixed precision, as official CMT runs its voxel encoder, sparse encoder and
@@ -33,8 +34,12 @@ class CmtDetector(MVXTwoStageDetector):
     FP32_CAPABLE = ('pts_voxel_encoder', 'pts_middle_encoder', 'pts_bbox_head')
 
     def __init__(self, fusion_neck: Union[dict, Sequence[dict], None] = None, triplane: Optional[dict] = None,
-                 fp32_modules: Sequence[str] = (), **kwargs):
+                 img_centre_head: Optional[dict] = None, fp32_modules: Sequence[str] = (), **kwargs):
         super().__init__(**kwargs)
+        self.img_centre_head = MODELS.build(img_centre_head) if img_centre_head else None
+        if self.img_centre_head is not None and not self.with_img_backbone:
+            raise ValueError('model.img_centre_head supervises the camera feature maps, but model.img_backbone '
+                             'is not set')
         unknown = set(fp32_modules) - set(self.FP32_CAPABLE)
         if unknown:
             raise ValueError(f'model.fp32_modules: {sorted(unknown)} cannot run in fp32 islands; '
@@ -130,7 +135,10 @@ class CmtDetector(MVXTwoStageDetector):
         head = self.pts_bbox_head
         outs, dn = self._run('pts_bbox_head', head, bev, img_feats, metas, boxes, labels, triplane=planes,
                              geometry=geometry)
-        return self._run('pts_bbox_head', head.loss, outs, dn, boxes, labels)
+        losses = self._run('pts_bbox_head', head.loss, outs, dn, boxes, labels)
+        if self.img_centre_head is not None and img_feats is not None:
+            losses.update(self.img_centre_head.loss(self.img_centre_head(img_feats), boxes, labels, geometry))
+        return losses
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
                 **kwargs) -> List[Det3DDataSample]:

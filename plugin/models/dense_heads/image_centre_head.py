@@ -1,0 +1,158 @@
+"""Dense supervision of the camera feature maps: where each 3D box centre appears in each
+view, and how far away it is.
+
+After StreamPETR's 2D focal head (Wang et al., "Exploring Object-Centric Temporal Modeling
+for Efficient Multi-View 3D Object Detection", ICCV 2023) and Far3D's 2D branch (Jiang et
+al., AAAI 2024): on every camera feature map, per class a heatmap of the projected 3D box
+centres (CenterNet's Gaussian targets and focal loss, Zhou et al. 2019), the sub-cell
+offset of each centre and the depth of the 3D centre (L1 on log depth). CMT's camera
+features are otherwise trained only through the few matched queries' set-prediction
+losses; this gives every feature cell a target from the first iteration, as the BEV
+heatmap does for the LiDAR map (`BEVHeatmapAux`).
+
+Targets come from the GT boxes through the batch's `CameraGeometry`: `lidar2img` already
+holds every image augmentation (resize, crop, flip) and the BEV augmentations, so a centre
+lands where the augmented image shows it. A centre behind a camera or outside a view's
+(unpadded) image gives that view no target.
+"""
+import math
+from typing import Dict, List, NamedTuple, Sequence, Tuple
+
+import torch
+from mmengine.model import BaseModule, bias_init_with_prob
+from torch import Tensor, nn
+
+from mmdet3d.models.utils import clip_sigmoid, draw_heatmap_gaussian, gaussian_radius
+from mmdet3d.registry import MODELS
+from mmdet3d.structures import LiDARInstance3DBoxes
+
+from ..utils.camera_geometry import CameraGeometry
+from ..utils.projection import project_points
+
+
+class CentreTargets(NamedTuple):
+    heatmap: Tensor       # [B, V, K, h, w] Gaussian peaks (1 at each centre's cell)
+    offset: Tensor        # [B, V, 2, h, w] centre - cell corner, in cells (x, y)
+    depth: Tensor         # [B, V, h, w] metres along the optical axis
+    mask: Tensor          # [B, V, h, w] bool: a centre lies in this cell
+
+
+@MODELS.register_module()
+class ImageCentreHead(BaseModule):
+    """3x3 conv -> BN -> ReLU, then 1x1 convs to the class heatmaps, the offset and the log
+    depth, on each view's feature map.
+
+    Args:
+        in_channels: channels of the camera feature maps.
+        num_classes: heatmap channels (the detector's classes, in their order).
+        feat_channels: channels of the shared 3x3 conv.
+        min_radius / min_overlap: Gaussian radius in feature cells, from the projected
+            box's 2D extent as in CenterNet (`gaussian_radius`), at least `min_radius`.
+        min_depth: centres nearer than this (metres) give no target.
+        loss_heatmap / loss_offset / loss_depth: loss configs.
+    """
+
+    def __init__(self, in_channels: int, num_classes: int, feat_channels: int = 64, min_radius: int = 1,
+                 min_overlap: float = 0.1, min_depth: float = 0.5,
+                 loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', reduction='mean', loss_weight=1.0),
+                 loss_offset: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
+                 loss_depth: dict = dict(type='mmdet.L1Loss', loss_weight=1.0), init_cfg=None):
+        super().__init__(init_cfg)
+        self.num_classes, self.min_radius, self.min_overlap = num_classes, min_radius, min_overlap
+        self.min_depth = min_depth
+        self.shared = nn.Sequential(nn.Conv2d(in_channels, feat_channels, 3, padding=1, bias=False),
+                                    nn.BatchNorm2d(feat_channels), nn.ReLU(inplace=True))
+        self.heatmap = nn.Conv2d(feat_channels, num_classes, 1)
+        self.offset = nn.Conv2d(feat_channels, 2, 1)
+        self.depth = nn.Conv2d(feat_channels, 1, 1)
+        self.loss_heatmap = MODELS.build(loss_heatmap)
+        self.loss_offset = MODELS.build(loss_offset)
+        self.loss_depth = MODELS.build(loss_depth)
+
+    def init_weights(self):
+        super().init_weights()
+        nn.init.constant_(self.heatmap.bias, bias_init_with_prob(0.1))
+        nn.init.constant_(self.depth.bias, math.log(20.0))     # a typical depth: training starts sane
+
+    def forward(self, img_feats: Tensor) -> Dict[str, Tensor]:
+        """img_feats [B, V, C, h, w] -> heatmap logits [B, V, K, h, w], offset [B, V, 2, h, w]
+        (cells) and log depth [B, V, h, w] (log metres)."""
+        b, v = img_feats.shape[:2]
+        x = self.shared(img_feats.flatten(0, 1))
+        return dict(heatmap=self.heatmap(x).unflatten(0, (b, v)), offset=self.offset(x).unflatten(0, (b, v)),
+                    log_depth=self.depth(x)[:, 0].unflatten(0, (b, v)))
+
+    @torch.no_grad()
+    def targets(self, gt_boxes: List[Tensor], gt_labels: List[Tensor], geometry: CameraGeometry,
+                feat_shape: Sequence[int]) -> CentreTargets:
+        """The targets of a batch on feature maps of `feat_shape` (h, w), computed from the
+        padded input's stride (`geometry.input_shape` over the map)."""
+        h, w = int(feat_shape[0]), int(feat_shape[1])
+        bsz, nv = geometry.lidar2img.shape[:2]
+        stride_y, stride_x = geometry.input_shape[0] / h, geometry.input_shape[1] / w
+        device = geometry.lidar2img.device
+        heat = torch.zeros(bsz, nv, self.num_classes, h, w, device=device)
+        offset = torch.zeros(bsz, nv, 2, h, w, device=device)
+        depth = torch.full((bsz, nv, h, w), float('inf'), device=device)
+        for b, (boxes, labels) in enumerate(zip(gt_boxes, gt_labels)):
+            if boxes.numel() == 0:
+                continue
+            boxes = LiDARInstance3DBoxes(boxes.to(device=device, dtype=torch.float32), box_dim=boxes.shape[-1])
+            n = boxes.tensor.shape[0]
+            points = torch.cat([boxes.gravity_center, boxes.corners.reshape(-1, 3)])       # [N + 8N, 3]
+            uv, z = project_points(points[None].double(), geometry.lidar2img[b:b + 1].double())
+            uv, z = uv[0], z[0]                                                               # [V, N + 8N, ...]
+            seen = geometry.visible(uv[None, :, :n].to(geometry.img_shape.dtype), z[None, :, :n])[0]   # [V, N]
+            for view, j in seen.nonzero().tolist():
+                label = int(labels[j])
+                if not 0 <= label < self.num_classes or float(z[view, j]) < self.min_depth:
+                    continue
+                cx, cy = float(uv[view, j, 0]) / stride_x, float(uv[view, j, 1]) / stride_y
+                col, row = min(int(cx), w - 1), min(int(cy), h - 1)
+                corners = uv[view, n + 8 * j:n + 8 * (j + 1)]
+                front = z[view, n + 8 * j:n + 8 * (j + 1)] > self.min_depth
+                if front.any():
+                    ext = corners[front]
+                    box_w = float(ext[:, 0].max() - ext[:, 0].min()) / stride_x
+                    box_h = float(ext[:, 1].max() - ext[:, 1].min()) / stride_y
+                else:
+                    box_w = box_h = 0.0
+                radius = gaussian_radius((torch.tensor(box_h), torch.tensor(box_w)), self.min_overlap)
+                radius = max(self.min_radius, int(radius))
+                draw_heatmap_gaussian(heat[b, view, label], torch.tensor([col, row]), radius)
+                if float(z[view, j]) < float(depth[b, view, row, col]):      # the nearer centre owns the cell
+                    depth[b, view, row, col] = float(z[view, j])
+                    offset[b, view, 0, row, col] = cx - col
+                    offset[b, view, 1, row, col] = cy - row
+        mask = torch.isfinite(depth)
+        return CentreTargets(heat, offset, depth.masked_fill(~mask, 0.0), mask)
+
+    def loss(self, outs: Dict[str, Tensor], gt_boxes: List[Tensor], gt_labels: List[Tensor],
+             geometry: CameraGeometry) -> Dict[str, Tensor]:
+        """Gaussian focal loss of the heatmaps over every cell; L1 of the offset and of the
+        log depth at the cells that hold a centre (zero when no view sees one)."""
+        logits = outs['heatmap']
+        t = self.targets(gt_boxes, gt_labels, geometry, logits.shape[-2:])
+        pred = clip_sigmoid(logits.float().clone())     # mmdet3d's clip_sigmoid works in place
+        num_pos = t.heatmap.eq(1).float().sum().clamp(min=1)
+        losses = dict(loss_img_heatmap=self.loss_heatmap(pred, t.heatmap, avg_factor=num_pos))
+        mask = t.mask
+        count = mask.sum().clamp(min=1).float()
+        offset = outs['offset'].float().permute(0, 1, 3, 4, 2)[mask]                 # [P, 2]
+        losses['loss_img_offset'] = self.loss_offset(offset, t.offset.permute(0, 1, 3, 4, 2)[mask],
+                                                     avg_factor=count * 2)
+        losses['loss_img_depth'] = self.loss_depth(outs['log_depth'].float()[mask], t.depth[mask].log(),
+                                                   avg_factor=count)
+        return losses
+
+    @torch.no_grad()
+    def peaks(self, heatmap_logits: Tensor, k: int) -> Tuple[Tensor, Tensor, Tensor]:
+        """The k highest local maxima (3x3) of each sample's heatmaps over all views and
+        classes: scores [B, k], class [B, k] and (view, row, col) [B, k, 3]."""
+        b, v, c, h, w = heatmap_logits.shape
+        heat = heatmap_logits.sigmoid().flatten(1, 2)                                   # [B, V*K, h, w]
+        local = heat == nn.functional.max_pool2d(heat, 3, stride=1, padding=1)
+        scores, idx = (heat * local).flatten(1).topk(min(k, heat[0].numel()), dim=1)
+        plane, cell = idx // (h * w), idx % (h * w)
+        where = torch.stack([plane // c, cell // w, cell % w], -1)
+        return scores, plane % c, where

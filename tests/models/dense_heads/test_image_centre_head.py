@@ -1,0 +1,114 @@
+"""ImageCentreHead: its targets against a hand-computed pinhole rig (a plain, a flipped and
+a cropped view), its losses and its peaks."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import plugin  # noqa: F401
+from plugin.models.dense_heads import ImageCentreHead
+from plugin.models.utils import CameraGeometry
+from tests.helpers.pinhole_cameras import pinhole_camera
+
+F, CX, CY, W, H = 500.0, 320.0, 180.0, 640, 360
+T = (0.5, 0.1, 1.6)
+
+
+def _lidar2img(img_aug=None, yaw=0.0):
+    l2c, k = pinhole_camera(yaw, t=T, f=F, cx=CX, cy=CY)
+    k4 = np.eye(4)
+    k4[:3, :3] = k
+    mat = k4 @ l2c
+    return mat if img_aug is None else img_aug @ mat
+
+
+def _pixel(point, img_aug=None):
+    """The spec, written out for a yaw-0 camera: camera x = -(y - ty), y = -(z - tz),
+    z = x - tx; u = f x / z + cx, v = f y / z + cy; then the image augmentation on
+    (u d, v d, d) as the projective pixel convention has it."""
+    xc, yc, zc = -(point[1] - T[1]), -(point[2] - T[2]), point[0] - T[0]
+    u, v = F * xc / zc + CX, F * yc / zc + CY
+    if img_aug is not None:
+        p = img_aug @ np.array([u * zc, v * zc, zc, 1.0])
+        u, v = p[0] / p[2], p[1] / p[2]
+    return u, v, zc
+
+
+FLIP = np.array([[-1.0, 0, W, 0], [0, 1, 0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])   # u -> W - u
+CROP = np.array([[0.5, 0, -40.0, 0], [0, 0.5, -20.0, 0], [0, 0, 1, 0], [0, 0, 0, 1]])   # half size, shifted
+
+
+@pytest.fixture
+def head():
+    torch.manual_seed(0)
+    h = ImageCentreHead(in_channels=8, num_classes=3, feat_channels=8)
+    h.init_weights()
+    return h
+
+
+def _geometry(augs):
+    mats = torch.tensor(np.stack([_lidar2img(a) for a in augs])[None], dtype=torch.float32)
+    return CameraGeometry(mats, torch.tensor([[float(H), float(W)]]), (H, W))
+
+
+# (x, y, z bottom) and sizes (l, w, h): gravity centre at z + h / 2
+BOX = torch.tensor([[20.0, 2.0, 0.6, 4.0, 2.0, 1.6, 0.3]])
+
+
+@pytest.mark.parametrize('aug', [None, FLIP, CROP], ids=['plain', 'flipped', 'cropped'])
+def test_targets_match_the_pinhole_rig(head, aug):
+    geometry = _geometry([aug])
+    t = head.targets([BOX], [torch.tensor([2])], geometry, (H // 8, W // 8))
+    u, v, depth = _pixel((20.0, 2.0, 0.6 + 0.8), aug)
+    col, row = int(u / 8), int(v / 8)
+    assert t.mask.sum() == 1 and t.mask[0, 0, row, col]
+    assert t.heatmap[0, 0, 2, row, col] == 1 and t.heatmap[0, 0, :2].sum() == 0
+    assert t.heatmap[0, 0, 2].eq(1).sum() == 1
+    torch.testing.assert_close(t.offset[0, 0, :, row, col], torch.tensor([u / 8 - col, v / 8 - row], dtype=torch.float32),
+                               atol=1e-4, rtol=0)
+    torch.testing.assert_close(t.depth[0, 0, row, col], torch.tensor(depth, dtype=torch.float32), atol=1e-4, rtol=0)
+
+
+def test_centres_behind_or_outside_give_no_target(head):
+    behind = torch.tensor([[-20.0, 2.0, 0.6, 4.0, 2.0, 1.6, 0.0]])
+    outside = torch.tensor([[5.0, 30.0, 0.6, 4.0, 2.0, 1.6, 0.0]])          # far left of a 65 deg view
+    t = head.targets([torch.cat([behind, outside])], [torch.tensor([0, 1])], _geometry([None]), (45, 80))
+    assert not t.mask.any() and t.heatmap.sum() == 0
+    # a camera looking backwards sees the first one
+    back = torch.tensor(_lidar2img(yaw=180.0)[None, None], dtype=torch.float32)
+    t = head.targets([behind], [torch.tensor([0])], CameraGeometry(back, torch.tensor([[360.0, 640.0]]), (H, W)),
+                     (45, 80))
+    assert t.mask.sum() == 1 and math.isclose(float(t.depth[t.mask]), 20.5, abs_tol=1e-3)
+
+
+def test_losses_are_finite_and_learn(head):
+    geometry = _geometry([None, FLIP])
+    feats = torch.randn(1, 2, 8, 45, 80)
+    boxes, labels = [torch.cat([BOX, BOX + torch.tensor([5.0, -3.0, 0, 0, 0, 0, 0])])], [torch.tensor([2, 0])]
+    opt = torch.optim.Adam(head.parameters(), lr=1e-2)
+    history = []
+    for _ in range(30):
+        losses = head.loss(head(feats), boxes, labels, geometry)
+        assert set(losses) == {'loss_img_heatmap', 'loss_img_offset', 'loss_img_depth'}
+        total = sum(losses.values())
+        assert torch.isfinite(total)
+        opt.zero_grad()
+        total.backward()
+        opt.step()
+        history.append(float(total.detach()))
+    assert history[-1] < 0.5 * history[0], history
+    # no box at all: finite, and the offset / depth terms are zero
+    losses = head.loss(head(feats), [torch.zeros(0, 7)], [torch.zeros(0, dtype=torch.long)], geometry)
+    assert float(losses['loss_img_offset']) == 0 and float(losses['loss_img_depth']) == 0
+    assert torch.isfinite(losses['loss_img_heatmap'])
+
+
+def test_peaks_are_local_maxima_over_views_and_classes(head):
+    logits = torch.full((1, 2, 3, 5, 6), -10.0)
+    logits[0, 1, 2, 3, 4] = 5.0
+    logits[0, 1, 2, 3, 5] = 4.0          # next to a higher one: not a peak
+    logits[0, 0, 0, 1, 1] = 3.0
+    scores, labels, where = head.peaks(logits, 2)
+    assert labels.tolist() == [[2, 0]] and where.tolist() == [[[1, 3, 4], [0, 1, 1]]]
+    torch.testing.assert_close(scores, torch.sigmoid(torch.tensor([[5.0, 3.0]])))
