@@ -149,3 +149,44 @@ def test_heatmap_queries_are_an_option_of_the_full_config():
     head.aux_heatmap.forward = lambda x: logits
     ref, labels = head.initial_queries(head.dense_heatmap(bev), 1)
     assert labels[0, 0] == 3 and torch.allclose(ref[0, 0, :2], torch.tensor([100.5 / 180, 10.5 / 180]))
+
+
+DENSE = 'configs/cmt/cmt-dense_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
+
+
+def test_the_dense_image_head_is_opt_in_on_the_full_config(synthetic_root):
+    """The VoV recipe plus `img_centre_head` and nothing else; the head runs forward and
+    loss at the recipe's map size (256 channels, stride 16 of 1600 x 640) with the
+    calibration of a generated sample after the recipe's own test pipeline."""
+    from mmengine.config import Config
+    from mmengine.dataset import pseudo_collate
+
+    from mmdet3d.registry import DATASETS, MODELS
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    import plugin  # noqa: F401
+    from plugin.models.utils import CameraGeometry
+    dense = Config.fromfile(osp.join(REPO, DENSE))
+    parent = Config.fromfile(osp.join(REPO, FULL[1])).to_dict()
+    settings = dense.to_dict()
+    head_cfg = settings['model'].pop('img_centre_head')
+    assert settings == parent and head_cfg['in_channels'] == 256 and head_cfg['num_classes'] == 10
+    head = MODELS.build(head_cfg)
+    head.init_weights()
+    ds_cfg = dense.test_dataloader.dataset
+    ds_cfg.update(data_root=synthetic_root + '/', metainfo=dict(classes=dense.class_names, version='v1.0-mini'))
+    sample = DATASETS.build(ds_cfg)[0]
+    metas = [pseudo_collate([sample])['data_samples'][0].metainfo]
+    w, h = dense.image_size
+    geometry = CameraGeometry.from_metas(metas, input_shape=(h, w), num_views=6)
+    boxes = torch.tensor([[12.0, 0.5, -1.0, 4.5, 1.9, 1.7, 0.2], [-15.0, 3.0, -1.0, 0.6, 0.6, 1.8, 0.0]])
+    feats = torch.randn(1, 6, 256, h // 16, w // 16)
+    outs = head(feats)
+    assert outs['heatmap'].shape == (1, 6, 10, h // 16, w // 16)
+    targets = head.targets([boxes], [torch.tensor([0, 7])], geometry, (h // 16, w // 16))
+    assert targets.mask.sum() >= 2          # six surround views: each box is seen at least once
+    losses = head.loss(outs, [boxes], [torch.tensor([0, 7])], geometry)
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    assert head.shared[0].weight.grad.abs().sum() > 0
