@@ -87,3 +87,21 @@ def test_the_dense_arm_adds_image_losses_only(synthetic_root):
     losses = model.loss(batch['inputs'], batch['data_samples'])
     for key in ('loss_img_heatmap', 'loss_img_offset', 'loss_img_depth'):
         assert torch.isfinite(losses[key]) and float(losses[key]) > 0, key
+
+
+FRAMED = osp.join(REPO, 'configs/synthetic/cmt-camera-dense_r18-384x96_1xb2-12e_synthetic-nus-3d.py')
+
+
+def test_the_framed_arm_changes_only_the_crop():
+    """384 x 96 around the horizon with flips (training), the same crop without flips
+    (testing); everything else is the dense arm's."""
+    from mmengine.config import Config
+    framed, dense = Config.fromfile(FRAMED), Config.fromfile(DENSE)
+    for loader, test_mode in (('train_dataloader', False), ('val_dataloader', True), ('test_dataloader', True)):
+        pipe, ref = framed[loader].dataset.pipeline, dense[loader].dataset.pipeline
+        at = [t['type'] for t in pipe].index('MultiViewImageResizeCrop')
+        crop = pipe[at]
+        assert tuple(crop['final_size']) == (384, 96) and crop['bot_pct_lim'] == (0.18, 0.26)
+        assert crop['flip_prob'] == (0.0 if test_mode else 0.5) and crop.get('test_mode', False) == test_mode
+        assert pipe[:at] + pipe[at + 1:] == ref[:at] + ref[at + 1:]
+    assert framed.model == dense.model and tuple(framed.image_size) == (384, 96)
