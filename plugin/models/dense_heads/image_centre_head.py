@@ -27,7 +27,7 @@ from mmdet3d.registry import MODELS
 from mmdet3d.structures import LiDARInstance3DBoxes
 
 from ..utils.camera_geometry import CameraGeometry
-from ..utils.projection import project_points
+from ..utils.projection import project_points, visible_mask
 
 
 class CentreTargets(NamedTuple):
@@ -102,7 +102,7 @@ class ImageCentreHead(BaseModule):
             points = torch.cat([boxes.gravity_center, boxes.corners.reshape(-1, 3)])       # [N + 8N, 3]
             uv, z = project_points(points[None].double(), geometry.lidar2img[b:b + 1].double())
             uv, z = uv[0], z[0]                                                               # [V, N + 8N, ...]
-            seen = geometry.visible(uv[None, :, :n].to(geometry.img_shape.dtype), z[None, :, :n])[0]   # [V, N]
+            seen = visible_mask(uv[None, :, :n], z[None, :, :n], geometry.img_shape[b:b + 1].double())[0]  # [V, N]
             for view, j in seen.nonzero().tolist():
                 label = int(labels[j])
                 if not 0 <= label < self.num_classes or float(z[view, j]) < self.min_depth:

@@ -112,3 +112,11 @@ def test_peaks_are_local_maxima_over_views_and_classes(head):
     scores, labels, where = head.peaks(logits, 2)
     assert labels.tolist() == [[2, 0]] and where.tolist() == [[[1, 3, 4], [0, 1, 1]]]
     torch.testing.assert_close(scores, torch.sigmoid(torch.tensor([[5.0, 3.0]])))
+
+
+def test_each_sample_uses_its_own_image_shape(head):
+    """Sample 1's images are 200 pixels wide: the centre at u = 271 is outside them."""
+    mats = torch.tensor(np.stack([_lidar2img()])[None], dtype=torch.float32).expand(2, 1, 4, 4)
+    geometry = CameraGeometry(mats, torch.tensor([[360.0, 640.0], [360.0, 200.0]]), (H, W))
+    t = head.targets([BOX, BOX], [torch.tensor([1]), torch.tensor([1])], geometry, (45, 80))
+    assert t.mask[0].sum() == 1 and t.mask[1].sum() == 0
