@@ -61,7 +61,7 @@ from ..utils.bev_sampling import sample_bev
 from ..utils.triplane_sampling import sample_triplane
 from ..utils.position_embedding import BEVPositionEmbedding, CameraRayEmbedding
 from ..utils.camera_geometry import CameraGeometry
-from ..utils.grids import cell_centres
+from ..utils.grids import cell_centres, local_maxima_topk
 from ..utils.projection import denormalize_points, project_points
 from .query_denoising import build_dn_queries
 from . import task_heads  # noqa: F401  (registers the task heads)
@@ -321,8 +321,7 @@ class CmtHead(BaseModule):
         if k > c * h * w:
             raise ValueError(f"pts_bbox_head: {k} heatmap queries (query_init='heatmap', num_query - "
                              f'learned_queries) exceed the {c} x {h} x {w} heatmap entries')
-        peaks = heat * (heat == F.max_pool2d(heat, 3, stride=1, padding=1))      # 0 off the local maxima
-        index = peaks.flatten(1).topk(k, dim=1).indices                          # [B, k]
+        index = local_maxima_topk(heat, k).indices                               # [B, k]
         labels, cell = index // (h * w), index % (h * w)
         xy = torch.stack([(cell % w + 0.5) / w, (cell // w + 0.5) / h], -1).float()   # not in half precision
         return xy, labels

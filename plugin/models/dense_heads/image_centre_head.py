@@ -27,6 +27,7 @@ from mmdet3d.registry import MODELS
 from mmdet3d.structures import LiDARInstance3DBoxes
 
 from ..utils.camera_geometry import CameraGeometry
+from ..utils.grids import local_maxima_topk
 from ..utils.projection import project_points, visible_mask
 
 
@@ -151,8 +152,7 @@ class ImageCentreHead(BaseModule):
         classes: scores [B, k], class [B, k] and (view, row, col) [B, k, 3]."""
         b, v, c, h, w = heatmap_logits.shape
         heat = heatmap_logits.sigmoid().flatten(1, 2)                                   # [B, V*K, h, w]
-        local = heat == nn.functional.max_pool2d(heat, 3, stride=1, padding=1)
-        scores, idx = (heat * local).flatten(1).topk(min(k, heat[0].numel()), dim=1)
+        scores, idx = local_maxima_topk(heat, min(k, heat[0].numel()))
         plane, cell = idx // (h * w), idx % (h * w)
         where = torch.stack([plane // c, cell // w, cell % w], -1)
         return scores, plane % c, where

@@ -70,3 +70,11 @@ def bev_cell_centres(bev_shape: Sequence[int], pc_range: Sequence[float], height
     xy = lo + cell_centres(h, w, device, dtype) * (hi - lo)                  # [H * W, 2]
     zs = torch.as_tensor(list(heights), device=device, dtype=dtype)
     return torch.cat([xy.repeat_interleave(zs.numel(), 0), zs.repeat(h * w)[:, None]], -1)
+
+
+def local_maxima_topk(heat: Tensor, k: int):
+    """The k highest 3x3 local maxima of heat [B, P, H, W] over all P planes and cells
+    (CenterNet / TransFusion peak selection): `torch.topk` of the flattened [B, P*H*W]
+    values (scores [B, k], flat indices [B, k]; index // (H*W) is the plane)."""
+    peaks = heat * (heat == torch.nn.functional.max_pool2d(heat, 3, stride=1, padding=1))   # 0 off the maxima
+    return peaks.flatten(1).topk(k, dim=1)
