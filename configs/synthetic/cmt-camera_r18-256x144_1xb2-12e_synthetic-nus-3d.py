@@ -9,8 +9,8 @@ _base_ = ['./cmt_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py']
 model = dict(
     data_preprocessor=dict(voxel=False),
     pts_voxel_encoder=None, pts_middle_encoder=None, pts_backbone=None, pts_neck=None,
-    pts_bbox_head=dict(in_channels_bev=None, query_content='zeros', aux_heatmap_cfg=None, query_init='learned',
-                       learned_queries=0))
+    pts_bbox_head=dict(in_channels_bev=None, query_content='zeros', aux_heatmap_cfg=None, query_generator=None,
+                       learned_queries=None))
 
 _lidar_steps = ('LoadPointsFromFile', 'LoadPointsFromMultiSweeps', 'PointsRangeFilter', 'PointShuffle',
                 'GlobalRotScaleTrans')

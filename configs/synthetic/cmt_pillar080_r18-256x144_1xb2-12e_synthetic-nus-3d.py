@@ -7,9 +7,10 @@
 #   100-iteration warm-up, 10 DN groups, queries that start from the BEV feature at their
 #   reference point (query_content='bev'; CMT's zero content learned nothing this short),
 #   the auxiliary BEV heatmap loss, and 150 of the 200 queries placed at the heatmap's
-#   peaks (query_init='heatmap', TransFusion; with CMT's learned reference points only, one
-#   seed in three stayed collapsed), 50 learned ones covering the map when the LiDAR
-#   delivers nothing; docs/results/cmt_baseline.md has the runs;
+#   peaks (query_generator=dict(type='BEVHeatmapQueries'), TransFusion; with CMT's
+#   learned reference points only, one seed in three stayed collapsed), 50 learned ones
+#   covering the map when the LiDAR delivers nothing; docs/results/cmt_baseline.md has
+#   the runs;
 # * the head options of those runs where official CMT differs (shared task MLPs, a 1x1 BEV
 #   projection, LID depth bins, the averaged camera embedding, merged DN losses...): the
 #   demo's accuracy was measured with them (docs/cmt_official_parity.md).
@@ -42,7 +43,7 @@ model = dict(
     pts_bbox_head=dict(
         tasks=[class_names], in_channels_bev=256, in_channels_img=embed_dims, embed_dims=embed_dims,
         num_query=200, depth_num=32, query_content='bev', aux_heatmap_cfg=dict(),
-        query_init='heatmap', learned_queries=50,
+        query_generator=dict(type='BEVHeatmapQueries'), learned_queries=50,
         task_head=dict(type='SeparateTaskHead'), bev_proj_cfg=None,
         bev_embed_cfg=dict(num_feats=embed_dims // 2, order='xy', frequencies='transformer'),
         depth_bins='lid', pixel_offset=0.5, cam_embed_reduce='mean', code_layout='aligned', loss_mode='merged',

@@ -28,7 +28,7 @@ def test_no_points_and_no_lidar_branch():
     model = cfg.model
     assert model.pts_backbone is None and model.pts_voxel_encoder is None and not model.data_preprocessor.voxel
     head = model.pts_bbox_head
-    assert (head.query_init, head.query_content, head.aux_heatmap_cfg) == ('learned', 'zeros', None)
+    assert (head.query_generator, head.query_content, head.aux_heatmap_cfg) == (None, 'zeros', None)
 
 
 @pytest.fixture(scope='module')
@@ -105,3 +105,40 @@ def test_the_framed_arm_changes_only_the_crop():
         assert crop['flip_prob'] == (0.0 if test_mode else 0.5) and crop.get('test_mode', False) == test_mode
         assert pipe[:at] + pipe[at + 1:] == ref[:at] + ref[at + 1:]
     assert framed.model == dense.model and tuple(framed.image_size) == (384, 96)
+
+
+QUERIES = osp.join(REPO, 'configs/synthetic/cmt-camera-queries_r18-384x96_1xb2-12e_synthetic-nus-3d.py')
+
+
+def test_the_query_arm_adds_camera_queries_and_their_depth_hook_only():
+    """The framed dense arm plus `CameraPeakQueries` (150 of 200 queries) and
+    `UseGtDepthHook` for the first half of the schedule."""
+    from mmengine.config import Config
+    queries, framed = Config.fromfile(QUERIES).to_dict(), Config.fromfile(FRAMED).to_dict()
+    head, parent_head = queries['model'].pop('pts_bbox_head'), framed['model'].pop('pts_bbox_head')
+    assert head.pop('query_generator') == dict(type='CameraPeakQueries', in_channels=128)
+    assert head.pop('learned_queries') == 50 and parent_head.pop('learned_queries') is None
+    parent_head.pop('query_generator')
+    assert head == parent_head and head['num_query'] == 200
+    assert queries.pop('custom_hooks') == framed.pop('custom_hooks') + [dict(type='UseGtDepthHook', stop_epoch=6)]
+    assert queries == framed
+
+
+@pytest.fixture(scope='module')
+def queries_cfg(synthetic_root):
+    return tiny_cfg(synthetic_root, QUERIES)
+
+
+def test_the_query_arm_trains_its_camera_queries(queries_cfg):
+    """A training step with ground-truth depths: the camera queries sit on the rays of the
+    centre head's peaks and their content trains the camera features; the loss falls on a
+    fixed batch."""
+    seen = []
+
+    def after_backward(model, step):
+        gen = model.pts_bbox_head.query_generator
+        seen.append((gen.num_query, float(gen.content_proj.weight.grad.abs().sum())))
+
+    history = fit_fixed_batch(queries_cfg, 30, after_backward=after_backward)
+    assert seen[0][0] == 10 and all(g > 0 for _, g in seen)     # tiny config: 60 queries, 50 learned
+    assert min(history[-5:]) < 0.7 * history[0], history

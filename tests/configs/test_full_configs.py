@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from plugin.models.query_generators import QueryInputs
 from tests.helpers.repo import REPO
 
 FULL = ['configs/cmt/cmt_voxel0100_r50-800x320_8xb4-cyclic-20e_nus-3d.py',
@@ -134,30 +135,33 @@ def test_heatmap_queries_are_an_option_of_the_full_config():
     import plugin  # noqa: F401
     cfg = Config.fromfile(osp.join(REPO, 'configs/cmt/cmt_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'))
     cfg.merge_from_dict({'model.pts_bbox_head.aux_heatmap_cfg.min_radius': 2,
-                         'model.pts_bbox_head.query_init': 'heatmap'})
+                         'model.pts_bbox_head.query_generator.type': 'BEVHeatmapQueries'})
     head = MODELS.build(cfg.model.pts_bbox_head)
     head.init_weights()
     head.eval()
     bev = torch.randn(1, cfg.model.pts_bbox_head.in_channels_bev, 180, 180)
-    ref, labels = head.initial_queries(head.dense_heatmap(bev), 1)
-    assert ref.shape == (1, 900, 3) and labels.shape == (1, 900) and head.reference_points is None
+    ref, content = head.initial_queries(QueryInputs(1, head.dense_heatmap(bev)))
+    labels = head.query_generator.peaks(head.dense_heatmap(bev))[1]
+    assert ref.shape == (1, 900, 3) and content.shape == (1, 900, 256) and head.reference_points is None
     assert ((ref > 0) & (ref < 1)).all() and 0 <= labels.min() and labels.max() < 10
     # the strongest peak comes first, at its cell centre: x from the column, y from the row
     with torch.no_grad():
         logits = head.aux_heatmap(bev)
     logits[0, 3, 10, 100] = logits.max() + 5
     head.aux_heatmap.forward = lambda x: logits
-    ref, labels = head.initial_queries(head.dense_heatmap(bev), 1)
+    ref, _ = head.initial_queries(QueryInputs(1, head.dense_heatmap(bev)))
+    labels = head.query_generator.peaks(head.dense_heatmap(bev))[1]
     assert labels[0, 0] == 3 and torch.allclose(ref[0, 0, :2], torch.tensor([100.5 / 180, 10.5 / 180]))
 
 
-DENSE = 'configs/cmt/cmt-dense_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
+DENSE = 'configs/cmt/cmt-camera-queries_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
 
 
-def test_the_dense_image_head_is_opt_in_on_the_full_config(synthetic_root):
-    """The VoV recipe plus `img_centre_head` and nothing else; the head runs forward and
-    loss at the recipe's map size (256 channels, stride 16 of 1600 x 640) with the
-    calibration of a generated sample after the recipe's own test pipeline."""
+def test_camera_queries_are_opt_in_on_the_full_config(synthetic_root):
+    """The VoV recipe plus `img_centre_head`, camera queries and their depth hook, nothing
+    else; the centre head runs forward and loss at the recipe's map size (256 channels,
+    stride 16 of 1600 x 640) with the calibration of a generated sample after the recipe's
+    own test pipeline, and the CMT head decodes 300 camera queries + 600 learned ones."""
     from mmengine.config import Config
     from mmengine.dataset import pseudo_collate
 
@@ -170,6 +174,11 @@ def test_the_dense_image_head_is_opt_in_on_the_full_config(synthetic_root):
     parent = Config.fromfile(osp.join(REPO, FULL[1])).to_dict()
     settings = dense.to_dict()
     head_cfg = settings['model'].pop('img_centre_head')
+    generator = settings['model']['pts_bbox_head'].pop('query_generator')
+    assert settings['model']['pts_bbox_head'].pop('learned_queries') == 600
+    assert settings.pop('custom_hooks')[-1] == dict(type='UseGtDepthHook', stop_epoch=5)
+    parent.pop('custom_hooks')
+    assert generator == dict(type='CameraPeakQueries', in_channels=256)
     assert settings == parent and head_cfg['in_channels'] == 256 and head_cfg['num_classes'] == 10
     head = MODELS.build(head_cfg)
     head.init_weights()
@@ -190,3 +199,17 @@ def test_the_dense_image_head_is_opt_in_on_the_full_config(synthetic_root):
     assert torch.isfinite(total)
     total.backward()
     assert head.shared[0].weight.grad.abs().sum() > 0
+    # the CMT head at a small size (2 decoder layers) with the recipe's query split
+    head_cfg = dense.model.pts_bbox_head
+    head_cfg.transformer.decoder.num_layers = 2
+    cmt = MODELS.build(head_cfg)
+    cmt.init_weights()
+    cmt.train()
+    bev = torch.randn(1, head_cfg.in_channels_bev, 180, 180)
+    centres = dict(outs, targets=targets)
+    boxes = torch.nn.functional.pad(boxes, (0, 2))                  # with (zero) velocities, as the recipe's
+    outs_cmt, dn = cmt(bev, feats, metas, [boxes], [torch.tensor([0, 7])], geometry=geometry, img_centre=centres)
+    assert outs_cmt[0]['cls'].shape[:3] == (2, 1, dn.pad_size + 900)
+    cmt_losses = cmt.loss(outs_cmt, dn, [boxes], [torch.tensor([0, 7])])
+    sum(cmt_losses.values()).backward()
+    assert cmt.query_generator.content_proj.weight.grad.abs().sum() > 0

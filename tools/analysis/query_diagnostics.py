@@ -40,6 +40,7 @@ from config_cli import config_parser, load_config  # noqa: E402
 from mmengine.hooks import Hook  # noqa: E402
 
 from plugin.models.dense_heads.cmt_head import CMT_CODE_ORDER  # noqa: E402
+from plugin.models.query_generators import QueryInputs  # noqa: E402
 from plugin.models.task_modules.box3d_coding import encode_boxes  # noqa: E402
 from plugin.models.utils.grids import bev_cells  # noqa: E402
 
@@ -114,7 +115,8 @@ class QueryDiagnosticsHook(Hook):
             metas = [s.metainfo for s in samples]
             img_feats, bev, planes, geometry = model.extract_feat(data['inputs'], metas)
             outs, _ = head(bev, img_feats, metas, triplane=planes, geometry=geometry)
-            ref, _ = head.initial_queries(outs[0].get('dense_heatmap'), len(samples))
+            ref, _ = head.initial_queries(QueryInputs(len(samples), outs[0].get('dense_heatmap'), img_feats,
+                                                      geometry=geometry))
             boxes, labels = model._gt(samples)
         finally:
             handle.remove()

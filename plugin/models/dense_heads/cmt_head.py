@@ -16,18 +16,16 @@ two-stage / TransFusion-style heads, which converges in far fewer iterations; it
 BEV map and falls back to zeros without one).
 
 `aux_heatmap_cfg` (optional) adds a dense CenterPoint-style class-heatmap loss on the BEV
-map (`BEVHeatmapAux`, `loss_heatmap`); with the default `query_init='learned'` it is training
+map (`BEVHeatmapAux`, `loss_heatmap`); unless a query generator reads it, it is training
 only and inference is unchanged.
 
-`query_init` chooses where the queries are: 'learned' (CMT: `num_query` learned reference
-points, the same for every sample) or 'heatmap' (TransFusion, Bai et al. CVPR 2022: the
-highest 3x3 local maxima of the auxiliary class heatmap, one reference point per peak at
-its BEV cell centre and at a learned height of the peak's class, each query's content plus
-an embedding of the peak's class). Heatmap queries start where objects are in this sample,
-so no query has to travel across the map before it can be matched. `learned_queries` of
-the `num_query` stay CMT's learned points: when the LiDAR delivers nothing the heatmap
-has no peaks, and those queries still cover the map for the cameras. It needs
-`aux_heatmap_cfg` (and so the LiDAR BEV map).
+Where the queries are: CMT's `learned_queries` learned reference points (the same for
+every sample) and, with `query_generator`, that generator's queries first, placed per
+sample where a dense head sees objects (`plugin/models/query_generators/`: the BEV
+heatmap's peaks as TransFusion, the camera-centre peaks lifted along their rays, or both).
+The generator gives reference points and content; the head embeds, decodes and matches
+them like any other query. The learned points stay next to them: when one modality
+delivers nothing, they still cover the map.
 
 `aqr_cfg` + `attn_bias_cfg` (optional, together): `AQRWeightGenerator` gives
 every query a LiDAR and a camera weight from a LAM-restricted attention over the memory,
@@ -61,9 +59,10 @@ from ..utils.bev_sampling import sample_bev
 from ..utils.triplane_sampling import sample_triplane
 from ..utils.position_embedding import BEVPositionEmbedding, CameraRayEmbedding
 from ..utils.camera_geometry import CameraGeometry
-from ..utils.grids import cell_centres, local_maxima_topk
+from ..utils.grids import cell_centres
 from ..utils.projection import denormalize_points, project_points
 from .query_denoising import build_dn_queries
+from ..query_generators import QueryInputs
 from . import task_heads  # noqa: F401  (registers the task heads)
 
 
@@ -99,10 +98,11 @@ class CmtHead(BaseModule):
             (the height branch predicts cz and dim the log sizes).
         loss_mode: 'cmt' or 'merged' (DN queries in the same focal / L1 terms as the matched
             queries, all averaged over the positives).
-        query_init: 'learned' (CMT) or 'heatmap' (TransFusion's top-k heatmap peaks; needs
-            aux_heatmap_cfg), see the module docstring.
-        learned_queries: with query_init='heatmap', how many of the num_query queries are
-            learned reference points (the rest are heatmap peaks).
+        query_generator: a registered query generator (e.g. dict(type='BEVHeatmapQueries'));
+            the head fills in num_classes, embed_dims, pc_range and num_query (num_query -
+            learned_queries) unless set. None: learned reference points only (CMT).
+        learned_queries: how many of the num_query queries are learned reference points
+            (default: all without a generator, none with one).
         dn_cfg: num_groups (CMT: at most 10 and at most num_query // max GT, with
             cap_groups=True), box_noise_scale, split.
     """
@@ -139,8 +139,8 @@ class CmtHead(BaseModule):
                  attn_bias_cfg: Optional[dict] = None,
                  query_content: str = 'zeros',
                  aux_heatmap_cfg: Optional[dict] = None,
-                 query_init: str = 'learned',
-                 learned_queries: int = 0,
+                 query_generator: Optional[dict] = None,
+                 learned_queries: Optional[int] = None,
                  triplane_cfg: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
@@ -165,16 +165,13 @@ class CmtHead(BaseModule):
         self.pixel_offset, self.cam_embed_reduce = float(pixel_offset), cam_embed_reduce
         self.code_layout, self.loss_mode = code_layout, loss_mode
         self.train_cfg, self.test_cfg = train_cfg, test_cfg
-        if query_init not in ('learned', 'heatmap'):
-            raise ValueError(f"pts_bbox_head.query_init must be 'learned' or 'heatmap', got {query_init!r}")
-        if query_init == 'learned' and learned_queries:
-            raise ValueError("pts_bbox_head.learned_queries splits the queries of query_init='heatmap'; "
-                             f"with query_init='learned' all {num_query} are learned")
-        if not 0 <= learned_queries < num_query:
-            raise ValueError(f'pts_bbox_head.learned_queries must be in [0, num_query={num_query}), '
-                             f'got {learned_queries}')
-        self.query_init = query_init
-        self.learned_queries = num_query if query_init == 'learned' else int(learned_queries)
+        if learned_queries is None:
+            learned_queries = 0 if query_generator is not None else num_query
+        if not 0 <= learned_queries <= num_query or (query_generator is None and learned_queries != num_query):
+            raise ValueError(f'pts_bbox_head.learned_queries must be in [0, num_query={num_query}] and, without '
+                             f'a query_generator, equal num_query; got {learned_queries}')
+        self.learned_queries = int(learned_queries)
+        # CMT's own reference points, built first as in CMT (a generator is built after the parts it reads)
         self.reference_points = nn.Embedding(self.learned_queries, 3) if self.learned_queries else None
         self.bev_proj = None
         if in_channels_bev and bev_proj_cfg is None:
@@ -233,13 +230,15 @@ class CmtHead(BaseModule):
                        pc_range=self.pc_range)
             aux.update(aux_heatmap_cfg)
             self.aux_heatmap = MODELS.build(aux)
-        if query_init == 'heatmap' and self.aux_heatmap is None:
-            raise ValueError("pts_bbox_head.query_init='heatmap' takes its queries from the auxiliary class "
-                             'heatmap: set pts_bbox_head.aux_heatmap_cfg (e.g. dict())')
-        self.query_class_embed = self.query_class_height = None
-        if query_init == 'heatmap':   # both zero at init: content from the BEV map, height mid-range
-            self.query_class_embed = nn.Embedding(len(self.class_names), embed_dims)
-            self.query_class_height = nn.Embedding(len(self.class_names), 1)
+        self.query_generator = None
+        if query_generator is not None:
+            gen = dict(num_classes=len(self.class_names), embed_dims=embed_dims, pc_range=self.pc_range,
+                       num_query=num_query - self.learned_queries)
+            gen.update(query_generator)
+            self.query_generator = MODELS.build(gen)
+            if self.query_generator.num_query + self.learned_queries != num_query:
+                raise ValueError(f'pts_bbox_head: the query generator gives {self.query_generator.num_query} '
+                                 f'queries and learned_queries={self.learned_queries}, but num_query={num_query}')
         self.triplane_query = None
         if triplane_cfg is not None:
             unknown = set(triplane_cfg) - {'in_channels', 'reduce'}
@@ -259,9 +258,6 @@ class CmtHead(BaseModule):
         self.transformer.init_weights()
         if self.reference_points is not None:
             nn.init.uniform_(self.reference_points.weight, 0, 1)
-        if self.query_class_embed is not None:
-            nn.init.zeros_(self.query_class_embed.weight)
-            nn.init.zeros_(self.query_class_height.weight)
         for head in self.task_heads:
             head.init_weights()
         if self.triplane_query is not None:
@@ -311,55 +307,43 @@ class CmtHead(BaseModule):
             return None
         return self.aux_heatmap(bev_feat)
 
-    @torch.no_grad()
-    def heatmap_peaks(self, heatmap: Tensor, k: int) -> Tuple[Tensor, Tensor]:
-        """(x, y) [B, k, 2] and class [B, k] of the k highest 3x3 local maxima of the
-        heatmap logits `heatmap` [B, C, H, W], over all classes and cells (TransFusion); x, y
-        are normalised cell centres (rows y, columns x). The selection is not differentiable."""
-        heat = heatmap.detach().sigmoid()                                        # [B, C, H, W]
-        b, c, h, w = heat.shape
-        if k > c * h * w:
-            raise ValueError(f"pts_bbox_head: {k} heatmap queries (query_init='heatmap', num_query - "
-                             f'learned_queries) exceed the {c} x {h} x {w} heatmap entries')
-        index = local_maxima_topk(heat, k).indices                               # [B, k]
-        labels, cell = index // (h * w), index % (h * w)
-        xy = torch.stack([(cell % w + 0.5) / w, (cell // w + 0.5) / h], -1).float()   # not in half precision
-        return xy, labels
-
-    def initial_queries(self, heatmap: Optional[Tensor], batch_size: int) -> Tuple[Tensor, Optional[Tensor]]:
+    def initial_queries(self, inputs: QueryInputs) -> Tuple[Tensor, Optional[Tensor]]:
         """Reference points [B, num_query, 3] of the matching queries (normalised to the
-        point-cloud range) and, with heatmap queries, the class of each [B, num_query]
-        (-1: a learned query); heatmap peaks first, then the learned points. `heatmap`: the
-        logits of `dense_heatmap` (used with query_init='heatmap')."""
+        point-cloud range) and the generator's content [B, num_query, C] (None without a
+        generator): the generator's queries first, then the learned points."""
         learned = None
         if self.reference_points is not None:
-            learned = self.reference_points.weight[None].expand(batch_size, -1, -1)
-        if self.query_init == 'learned':
+            learned = self.reference_points.weight[None].expand(inputs.batch_size, -1, -1)
+        if self.query_generator is None:
             return learned, None
-        if heatmap is None:
-            raise ValueError("pts_bbox_head.query_init='heatmap' needs the LiDAR BEV map (a LiDAR failure is an "
-                             'empty point cloud, which still gives one)')
-        xy, labels = self.heatmap_peaks(heatmap, self.num_query - self.learned_queries)
-        ref = torch.cat([xy, self.query_class_height(labels).sigmoid().to(xy.dtype)], -1)
+        queries = self.query_generator(inputs)
+        ref, content = queries.ref, queries.content
         if learned is not None:
             ref = torch.cat([ref, learned.to(ref.dtype)], 1)
-            labels = F.pad(labels, (0, self.learned_queries), value=-1)
-        return ref, labels
+            if content is not None:
+                content = F.pad(content, (0, 0, 0, self.learned_queries))
+        return ref, content
 
     # ------------------------------------------------------------------ forward
     def forward(self, bev_feat: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict],
                 gt_boxes: Optional[List[Tensor]] = None, gt_labels: Optional[List[Tensor]] = None,
-                triplane: Optional[Tensor] = None, geometry: Optional[CameraGeometry] = None):
+                triplane: Optional[Tensor] = None, geometry: Optional[CameraGeometry] = None,
+                img_centre: Optional[Dict[str, Tensor]] = None):
         """Returns (per-task list of dict(cls [L, B, N, Ct], codes [L, B, N, 10]), dn_meta);
         each dict also holds `dense_heatmap`, the auxiliary heatmap's logits [B, C, H, W], when
         they were computed (in training, or to place heatmap queries), as TransFusion's head
         returns its dense heatmap with its predictions for the loss.
         `triplane` [B, 3, C, T, T]: the planes of `TriplaneNeck` (used with `triplane_cfg`);
-        `geometry`: the batch's `CameraGeometry` (built from `img_metas` when not given)."""
+        `geometry`: the batch's `CameraGeometry` (built from `img_metas` when not given);
+        `img_centre`: the outputs of the detector's `ImageCentreHead` (for camera queries)."""
         ref_feat = bev_feat if bev_feat is not None else img_feats
         b, device = ref_feat.shape[0], ref_feat.device
-        heatmap = self.dense_heatmap(bev_feat) if self.training or self.query_init == 'heatmap' else None
-        ref, peak_labels = self.initial_queries(heatmap, b)
+        heatmap = self.dense_heatmap(bev_feat) if self.training or self.query_generator is not None else None
+        if img_feats is not None:
+            geometry = CameraGeometry.of(geometry, img_metas, img_feats.shape[1], device)
+        else:
+            geometry = None
+        ref, gen_content = self.initial_queries(QueryInputs(b, heatmap, img_feats, img_centre, geometry, gt_boxes))
         attn_mask, dn = None, None
         if self.training and gt_boxes is not None and self.dn_cfg:
             groups = self.dn_cfg['num_groups']
@@ -371,10 +355,6 @@ class CmtHead(BaseModule):
                 len(self.class_names), self.dn_cfg.get('box_noise_scale', 1.0), self.dn_cfg.get('split', 0.75))
             if dn is not None:
                 ref = torch.cat([dn_ref.to(ref.dtype), ref], 1)
-        if img_feats is not None:
-            geometry = CameraGeometry.of(geometry, img_metas, img_feats.shape[1], device)
-        else:
-            geometry = None
         bev = bev_pos = img = img_pos = pad_mask = None
         if bev_feat is not None:
             bev, bev_pos = self._bev_memory(bev_feat)
@@ -385,10 +365,8 @@ class CmtHead(BaseModule):
             query = self.content_proj(sample_bev(bev, ref[..., :2]))
         else:
             query = torch.zeros_like(query_pos)
-        if peak_labels is not None:   # the peaks' classes; learned and DN queries (first) get none
-            pad = query.shape[1] - peak_labels.shape[1]
-            cls_embed = self.query_class_embed(peak_labels.clamp(min=0)) * (peak_labels >= 0)[..., None]
-            query = query + F.pad(cls_embed.to(query.dtype), (0, 0, pad, 0))
+        if gen_content is not None:   # the generator's content; DN queries (first) get none
+            query = query + F.pad(gen_content.to(query.dtype), (0, 0, query.shape[1] - gen_content.shape[1], 0))
         if self.triplane_query is not None and triplane is not None:
             sampled = sample_triplane(triplane, ref.clamp(0, 1), self.triplane_reduce)
             query = query + self.triplane_query(sampled.to(query.dtype))

@@ -131,9 +131,12 @@ class ImageCentreHead(BaseModule):
     def loss(self, outs: Dict[str, Tensor], gt_boxes: List[Tensor], gt_labels: List[Tensor],
              geometry: CameraGeometry) -> Dict[str, Tensor]:
         """Gaussian focal loss of the heatmaps over every cell; L1 of the offset and of the
-        log depth at the cells that hold a centre (zero when no view sees one)."""
+        log depth at the cells that hold a centre (zero when no view sees one). The targets
+        are `outs['targets']` when the caller computed them, else computed here."""
         logits = outs['heatmap']
-        t = self.targets(gt_boxes, gt_labels, geometry, logits.shape[-2:])
+        t = outs.get('targets')
+        if t is None:
+            t = self.targets(gt_boxes, gt_labels, geometry, logits.shape[-2:])
         pred = clip_sigmoid(logits.float().clone())     # mmdet3d's clip_sigmoid works in place
         num_pos = t.heatmap.eq(1).float().sum().clamp(min=1)
         losses = dict(loss_img_heatmap=self.loss_heatmap(pred, t.heatmap, avg_factor=num_pos))

@@ -9,7 +9,9 @@ is applied in its order (e.g. SparseBEV's local sampling, then FuTr's camera FiL
 plane into the BEV map: `bev, planes = triplane(bev, img_feats, img_metas)`; the head
 samples the planes at its queries' reference points (`pts_bbox_head.triplane_cfg`). The
 head decodes both. An optional `img_centre_head` (`ImageCentreHead`) adds dense losses on
-the camera maps during training (projected box centres, offsets, depths). Either modality may be left out of the config (LiDAR-only / camera-only).
+the camera maps (projected box centres, offsets, depths); its outputs go to the head, whose
+query generator may place queries at its peaks (`CameraPeakQueries`). Either modality may
+be left out of the config (LiDAR-only / camera-only).
 
 `fp32_modules` names parts (of pts_voxel_encoder, pts_middle_encoder, pts_bbox_head) that run
 in float32 under mixed precision, as official CMT runs its voxel encoder, sparse encoder and
@@ -127,17 +129,30 @@ class CmtDetector(MVXTwoStageDetector):
             labels.append(s.gt_instances_3d.labels_3d)
         return boxes, labels
 
+    def image_centres(self, img_feats: Optional[Tensor], geometry: Optional[CameraGeometry],
+                      gt: Optional[Tuple[List[Tensor], List[Tensor]]] = None) -> Optional[Dict[str, Tensor]]:
+        """The `img_centre_head` outputs (None without that head or without images); with the
+        ground truth `gt` (boxes, labels), also its targets under 'targets', computed once for
+        its loss and the head's camera queries."""
+        if self.img_centre_head is None or img_feats is None:
+            return None
+        outs = self.img_centre_head(img_feats)
+        if gt is not None:
+            outs['targets'] = self.img_centre_head.targets(*gt, geometry, outs['heatmap'].shape[-2:])
+        return outs
+
     def loss(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
              **kwargs) -> Dict[str, Tensor]:
         metas = [s.metainfo for s in batch_data_samples]
         img_feats, bev, planes, geometry = self.extract_feat(batch_inputs_dict, metas)
         boxes, labels = self._gt(batch_data_samples)
+        centres = self.image_centres(img_feats, geometry, (boxes, labels))
         head = self.pts_bbox_head
         outs, dn = self._run('pts_bbox_head', head, bev, img_feats, metas, boxes, labels, triplane=planes,
-                             geometry=geometry)
+                             geometry=geometry, img_centre=centres)
         losses = self._run('pts_bbox_head', head.loss, outs, dn, boxes, labels)
-        if self.img_centre_head is not None and img_feats is not None:
-            losses.update(self.img_centre_head.loss(self.img_centre_head(img_feats), boxes, labels, geometry))
+        if centres is not None:
+            losses.update(self.img_centre_head.loss(centres, boxes, labels, geometry))
         return losses
 
     def predict(self, batch_inputs_dict: dict, batch_data_samples: List[Det3DDataSample],
@@ -145,6 +160,6 @@ class CmtDetector(MVXTwoStageDetector):
         metas = [s.metainfo for s in batch_data_samples]
         img_feats, bev, planes, geometry = self.extract_feat(batch_inputs_dict, metas)
         outs, _ = self._run('pts_bbox_head', self.pts_bbox_head, bev, img_feats, metas, triplane=planes,
-                            geometry=geometry)
+                            geometry=geometry, img_centre=self.image_centres(img_feats, geometry))
         results = self.pts_bbox_head.predict_by_feat(outs, metas)
         return self.add_pred_to_datasample(batch_data_samples, results)

@@ -35,7 +35,7 @@ def test_head_query_enrichment_starts_at_zero_then_reads_the_planes():
     cfg = _synthetic_model()
     head_cfg = cfg.model.pts_bbox_head
     head_cfg.update(num_query=20, dn_cfg=None, query_content='zeros', aux_heatmap_cfg=None,
-                    query_init='learned', learned_queries=0)
+                    query_generator=None, learned_queries=None)
     head_cfg.transformer.decoder.num_layers = 1
     torch.manual_seed(0)
     head = MODELS.build(head_cfg)

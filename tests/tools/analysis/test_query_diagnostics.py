@@ -91,7 +91,7 @@ def test_churn_is_zero_for_an_unchanged_model_and_counts_moved_matches(synthetic
     register_all_modules(init_default_scope=True)
     tool = load_tool('tools/analysis/query_diagnostics.py')
     cfg = tiny_cfg(synthetic_root)
-    cfg.model.pts_bbox_head.update(query_init='learned', learned_queries=0)
+    cfg.model.pts_bbox_head.update(query_generator=None, learned_queries=None)
     torch.manual_seed(0)
     model = MODELS.build(cfg.model)
     model.init_weights()
