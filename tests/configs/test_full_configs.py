@@ -140,7 +140,7 @@ def test_heatmap_queries_are_an_option_of_the_full_config():
     head.init_weights()
     head.eval()
     bev = torch.randn(1, cfg.model.pts_bbox_head.in_channels_bev, 180, 180)
-    ref, content = head.initial_queries(QueryInputs(1, head.dense_heatmap(bev)))
+    ref, content = head.initial_queries(QueryInputs(1, head.dense_heatmap(bev)))[:2]
     labels = head.query_generator.peaks(head.dense_heatmap(bev))[1]
     assert ref.shape == (1, 900, 3) and content.shape == (1, 900, 256) and head.reference_points is None
     assert ((ref > 0) & (ref < 1)).all() and 0 <= labels.min() and labels.max() < 10
@@ -149,7 +149,7 @@ def test_heatmap_queries_are_an_option_of_the_full_config():
         logits = head.aux_heatmap(bev)
     logits[0, 3, 10, 100] = logits.max() + 5
     head.aux_heatmap.forward = lambda x: logits
-    ref, _ = head.initial_queries(QueryInputs(1, head.dense_heatmap(bev)))
+    ref = head.initial_queries(QueryInputs(1, head.dense_heatmap(bev))).ref
     labels = head.query_generator.peaks(head.dense_heatmap(bev))[1]
     assert labels[0, 0] == 3 and torch.allclose(ref[0, 0, :2], torch.tensor([100.5 / 180, 10.5 / 180]))
 

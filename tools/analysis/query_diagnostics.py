@@ -115,8 +115,8 @@ class QueryDiagnosticsHook(Hook):
             metas = [s.metainfo for s in samples]
             img_feats, bev, planes, geometry = model.extract_feat(data['inputs'], metas)
             outs, _ = head(bev, img_feats, metas, triplane=planes, geometry=geometry)
-            ref, _ = head.initial_queries(QueryInputs(len(samples), outs[0].get('dense_heatmap'), img_feats,
-                                                      geometry=geometry))
+            ref = head.initial_queries(QueryInputs(len(samples), outs[0].get('dense_heatmap'), img_feats,
+                                                   geometry=geometry)).ref
             boxes, labels = model._gt(samples)
         finally:
             handle.remove()

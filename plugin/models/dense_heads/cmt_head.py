@@ -25,7 +25,9 @@ sample where a dense head sees objects (`plugin/models/query_generators/`: the B
 heatmap's peaks as TransFusion, the camera-centre peaks lifted along their rays, or both).
 The generator gives reference points and content; the head embeds, decodes and matches
 them like any other query. The learned points stay next to them: when one modality
-delivers nothing, they still cover the map.
+delivers nothing, they still cover the map. With `query_score_prior`, a detection from a
+generator's peak query is scored as TransFusion scores it: the decoder's class
+probability times the peak's heatmap score, for the peak's class only.
 
 `aqr_cfg` + `attn_bias_cfg` (optional, together): `AQRWeightGenerator` gives
 every query a LiDAR and a camera weight from a LAM-restricted attention over the memory,
@@ -62,7 +64,7 @@ from ..utils.camera_geometry import CameraGeometry
 from ..utils.grids import cell_centres
 from ..utils.projection import denormalize_points, project_points
 from .query_denoising import build_dn_queries
-from ..query_generators import QueryInputs
+from ..query_generators import QueryInputs, QuerySet
 from . import task_heads  # noqa: F401  (registers the task heads)
 
 
@@ -103,6 +105,9 @@ class CmtHead(BaseModule):
             learned_queries) unless set. None: learned reference points only (CMT).
         learned_queries: how many of the num_query queries are learned reference points
             (default: all without a generator, none with one).
+        query_score_prior: at inference, multiply the class probabilities of the queries at a
+            generator's peaks by the peak's heatmap score for its class and zero the other
+            classes (TransFusion's rescoring); learned queries keep theirs.
         dn_cfg: num_groups (CMT: at most 10 and at most num_query // max GT, with
             cap_groups=True), box_noise_scale, split.
     """
@@ -141,6 +146,7 @@ class CmtHead(BaseModule):
                  aux_heatmap_cfg: Optional[dict] = None,
                  query_generator: Optional[dict] = None,
                  learned_queries: Optional[int] = None,
+                 query_score_prior: bool = False,
                  triplane_cfg: Optional[dict] = None,
                  train_cfg: Optional[dict] = None,
                  test_cfg: Optional[dict] = None,
@@ -230,6 +236,10 @@ class CmtHead(BaseModule):
                        pc_range=self.pc_range)
             aux.update(aux_heatmap_cfg)
             self.aux_heatmap = MODELS.build(aux)
+        self.query_score_prior = bool(query_score_prior)
+        if self.query_score_prior and query_generator is None:
+            raise ValueError('pts_bbox_head.query_score_prior rescores the queries of a query_generator; '
+                             'none is set')
         self.query_generator = None
         if query_generator is not None:
             gen = dict(num_classes=len(self.class_names), embed_dims=embed_dims, pc_range=self.pc_range,
@@ -307,22 +317,34 @@ class CmtHead(BaseModule):
             return None
         return self.aux_heatmap(bev_feat)
 
-    def initial_queries(self, inputs: QueryInputs) -> Tuple[Tensor, Optional[Tensor]]:
-        """Reference points [B, num_query, 3] of the matching queries (normalised to the
-        point-cloud range) and the generator's content [B, num_query, C] (None without a
-        generator): the generator's queries first, then the learned points."""
+    def initial_queries(self, inputs: QueryInputs) -> QuerySet:
+        """The matching queries, the generator's first, then the learned points: reference
+        points [B, num_query, 3] (normalised to the point-cloud range) and, from the
+        generator, content [B, num_query, C] (zero for the learned points), peak classes and
+        scores [B, num_query] (-1 and 1 for the learned points); None where absent."""
         learned = None
         if self.reference_points is not None:
             learned = self.reference_points.weight[None].expand(inputs.batch_size, -1, -1)
         if self.query_generator is None:
-            return learned, None
+            return QuerySet(learned)
         queries = self.query_generator(inputs)
-        ref, content = queries.ref, queries.content
-        if learned is not None:
-            ref = torch.cat([ref, learned.to(ref.dtype)], 1)
-            if content is not None:
-                content = F.pad(content, (0, 0, 0, self.learned_queries))
-        return ref, content
+        if learned is None:
+            return queries
+        n = self.learned_queries
+        return QuerySet(torch.cat([queries.ref, learned.to(queries.ref.dtype)], 1),
+                        None if queries.content is None else F.pad(queries.content, (0, 0, 0, n)),
+                        None if queries.labels is None else F.pad(queries.labels, (0, n), value=-1),
+                        None if queries.scores is None else F.pad(queries.scores, (0, n), value=1.0))
+
+    def score_prior(self, queries: QuerySet) -> Optional[Tensor]:
+        """[B, num_query, num_classes] factors of the class probabilities (`query_score_prior`):
+        a peak query's score at its class and zero elsewhere; one for the other queries."""
+        if not self.query_score_prior or queries.labels is None:
+            return None
+        labels = queries.labels
+        onehot = F.one_hot(labels.clamp(min=0), len(self.class_names)).to(queries.scores.dtype)
+        prior = onehot * queries.scores[..., None]
+        return torch.where((labels >= 0)[..., None], prior, torch.ones_like(prior))
 
     # ------------------------------------------------------------------ forward
     def forward(self, bev_feat: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict],
@@ -343,7 +365,9 @@ class CmtHead(BaseModule):
             geometry = CameraGeometry.of(geometry, img_metas, img_feats.shape[1], device)
         else:
             geometry = None
-        ref, gen_content = self.initial_queries(QueryInputs(b, heatmap, img_feats, img_centre, geometry, gt_boxes))
+        queries = self.initial_queries(QueryInputs(b, heatmap, img_feats, img_centre, geometry, gt_boxes))
+        ref, gen_content = queries.ref, queries.content
+        prior = None if self.training else self.score_prior(queries)
         attn_mask, dn = None, None
         if self.training and gt_boxes is not None and self.dn_cfg:
             groups = self.dn_cfg['num_groups']
@@ -388,6 +412,8 @@ class CmtHead(BaseModule):
             if self.code_layout == 'cmt':
                 codes = codes[..., list(CMT_CODE_ORDER)]
             out = dict(cls=o['cls'], codes=codes)
+            if prior is not None:   # the task's classes, in the task's order
+                out['score_prior'] = prior[..., [self.class_names.index(c) for c in self.tasks[len(outs)]]]
             if heatmap is not None:
                 out['dense_heatmap'] = heatmap
             outs.append(out)
@@ -498,7 +524,8 @@ class CmtHead(BaseModule):
         for b in range(len(img_metas)):
             boxes, scores, labels = [], [], []
             for t, out in enumerate(outs):
-                dec = self.bbox_coder.decode_single(out['cls'][-1, b], out['codes'][-1, b])
+                prior = out['score_prior'][b] if 'score_prior' in out else None
+                dec = self.bbox_coder.decode_single(out['cls'][-1, b], out['codes'][-1, b], prior)
                 glob = torch.as_tensor([self.class_names.index(n) for n in self.tasks[t]],
                                        device=dec['labels'].device)
                 boxes.append(dec['bboxes']), scores.append(dec['scores']), labels.append(glob[dec['labels']])

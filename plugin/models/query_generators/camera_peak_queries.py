@@ -57,16 +57,18 @@ class CameraPeakQueries(BaseModule):
         nn.init.zeros_(self.class_embed.weight)
 
     @torch.no_grad()
-    def peaks(self, heatmap_logits: Tensor):
-        """class [B, k] and (view, row, col) [B, k, 3] of the k = num_query highest 3x3 local
-        maxima of the logits [B, V, K, h, w] over all views, classes and cells."""
+    def peaks(self, heatmap_logits: Tensor, with_scores: bool = False):
+        """class [B, k] and (view, row, col) [B, k, 3] (+ score [B, k] with `with_scores`) of
+        the k = num_query highest 3x3 local maxima of the logits [B, V, K, h, w] over all
+        views, classes and cells."""
         b, v, c, h, w = heatmap_logits.shape
         if self.num_query > v * c * h * w:
             raise ValueError(f'CameraPeakQueries: {self.num_query} queries exceed the {v} x {c} x {h} x {w} '
                              'camera heatmap entries')
-        index = local_maxima_topk(heatmap_logits.detach().float().sigmoid().flatten(1, 2), self.num_query).indices
+        scores, index = local_maxima_topk(heatmap_logits.detach().float().sigmoid().flatten(1, 2), self.num_query)
         plane, cell = index // (h * w), index % (h * w)
-        return plane % c, torch.stack([plane // c, cell // w, cell % w], -1)
+        where = torch.stack([plane // c, cell // w, cell % w], -1)
+        return (plane % c, where, scores) if with_scores else (plane % c, where)
 
     @torch.no_grad()
     def lift(self, where: Tensor, centre: dict, inputs: QueryInputs) -> Tensor:
@@ -96,9 +98,9 @@ class CameraPeakQueries(BaseModule):
         if centre is None or inputs.img_feats is None or inputs.geometry is None:
             raise ValueError('CameraPeakQueries needs camera feature maps and the outputs of '
                              'model.img_centre_head (ImageCentreHead)')
-        labels, where = self.peaks(centre['heatmap'])
+        labels, where, scores = self.peaks(centre['heatmap'], with_scores=True)
         ref = self.lift(where, centre, inputs)
         b, k = labels.shape
         bi = torch.arange(b, device=labels.device)[:, None].expand(b, k)
         feats = inputs.img_feats[bi, where[..., 0], :, where[..., 1], where[..., 2]]   # [B, k, C]
-        return QuerySet(ref, self.content_proj(feats) + self.class_embed(labels).to(feats.dtype))
+        return QuerySet(ref, self.content_proj(feats) + self.class_embed(labels).to(feats.dtype), labels, scores)

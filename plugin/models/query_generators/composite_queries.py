@@ -32,9 +32,14 @@ class CompositeQueries(BaseModule):
     def forward(self, inputs: QueryInputs) -> QuerySet:
         sets = [g(inputs) for g in self.generators]
         ref = torch.cat([s.ref for s in sets], 1)
-        if all(s.content is None for s in sets):
-            return QuerySet(ref)
-        dims = next(s.content for s in sets if s.content is not None).shape[-1]
-        content = torch.cat([s.content if s.content is not None else ref.new_zeros(*s.ref.shape[:2], dims)
-                             for s in sets], 1)
-        return QuerySet(ref, content)
+        content = labels = scores = None
+        if any(s.content is not None for s in sets):
+            dims = next(s.content for s in sets if s.content is not None).shape[-1]
+            content = torch.cat([s.content if s.content is not None else ref.new_zeros(*s.ref.shape[:2], dims)
+                                 for s in sets], 1)
+        if any(s.labels is not None for s in sets):   # a query without a peak: class -1, score 1
+            labels = torch.cat([s.labels if s.labels is not None else s.ref.new_full(s.ref.shape[:2], -1).long()
+                                for s in sets], 1)
+            scores = torch.cat([s.scores if s.scores is not None else s.ref.new_ones(s.ref.shape[:2])
+                                for s in sets], 1)
+        return QuerySet(ref, content, labels, scores)

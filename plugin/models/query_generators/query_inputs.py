@@ -25,6 +25,10 @@ class QueryInputs(NamedTuple):
 
 class QuerySet(NamedTuple):
     """Queries of one generator: reference points [B, N, 3] normalised to the point-cloud
-    range, and content [B, N, C] added to the head's own query content (None: nothing)."""
+    range, content [B, N, C] added to the head's own query content (None: nothing) and,
+    for queries at a dense head's peaks, the peak's class [B, N] (-1: none) and heatmap
+    score [B, N] in [0, 1] (the head may rescore its detections with them, as TransFusion)."""
     ref: Tensor
     content: Optional[Tensor] = None
+    labels: Optional[Tensor] = None
+    scores: Optional[Tensor] = None

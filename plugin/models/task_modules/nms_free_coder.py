@@ -26,10 +26,19 @@ class NMSFreeCoder:
         self.post_center_range = post_center_range
         self.num_classes = num_classes
 
-    def decode_single(self, cls_logits: Tensor, box_codes: Tensor) -> Dict[str, Tensor]:
-        """cls_logits [Q, C], box_codes [Q, 10] -> boxes [K, 9], scores [K], labels [K]."""
+    def decode_single(self, cls_logits: Tensor, box_codes: Tensor,
+                      score_prior: Optional[Tensor] = None) -> Dict[str, Tensor]:
+        """cls_logits [Q, C], box_codes [Q, 10] -> boxes [K, 9], scores [K], labels [K].
+        score_prior [Q, C] (optional) multiplies the class probabilities before the top-k
+        (TransFusion's heatmap-score rescoring)."""
         num_cls = cls_logits.shape[1]
-        scores, idx = cls_logits.sigmoid().flatten().topk(min(self.max_num, cls_logits.numel()))
+        probs = cls_logits.sigmoid()
+        if score_prior is not None:
+            if score_prior.shape != probs.shape:
+                raise ValueError(f'NMSFreeCoder: score_prior {tuple(score_prior.shape)} does not match the '
+                                 f'class logits {tuple(probs.shape)}')
+            probs = probs * score_prior.to(probs.dtype)
+        scores, idx = probs.flatten().topk(min(self.max_num, cls_logits.numel()))
         labels, query = idx % num_cls, torch.div(idx, num_cls, rounding_mode='floor')
         boxes = decode_boxes(box_codes[query])
         keep = torch.ones_like(scores, dtype=torch.bool)

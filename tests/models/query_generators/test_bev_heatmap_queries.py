@@ -53,7 +53,7 @@ def test_initial_queries_heatmap_peaks_then_learned_points_with_class_heights_an
     with torch.no_grad():
         gen.class_height.weight[:] = torch.tensor([[1.0], [-2.0]])
         gen.class_embed.weight.normal_()
-    ref, content = head.initial_queries(inputs(logits))
+    ref, content = head.initial_queries(inputs(logits))[:2]
     assert gen.peaks(logits)[1][0].tolist() == [0, 1, 0]
     assert ref.shape == (2, 5, 3) and content.shape == (2, 5, 32)
     assert torch.allclose(ref[0, :3, 2], torch.sigmoid(torch.tensor([1.0, -2.0, 1.0])))
@@ -78,7 +78,7 @@ def test_forward_decodes_from_the_peaks_and_embeds_their_class():
     outs, _ = head(bev, None, [{}])
     assert outs[0]['cls'].shape == (2, 1, 4, 2) and torch.isfinite(outs[0]['codes']).all()
     query, query_pos = grab[0]
-    ref, _ = head.initial_queries(inputs(logits))
+    ref = head.initial_queries(inputs(logits)).ref
     labels = head.query_generator.peaks(logits)[1]
     # position embedding of the points; content = BEV feature there + the class embedding (peaks only)
     assert torch.allclose(query_pos, head.query_embedding(ref, None))
@@ -143,3 +143,25 @@ def test_bad_query_settings_are_refused():
     head = heatmap_head(num_query=100)
     with pytest.raises(ValueError, match='100 queries exceed'):
         head(torch.randn(1, 16, 4, 4), None, [{}])
+
+
+def test_score_prior_keeps_a_peak_query_at_its_class_scaled_by_its_heatmap_score():
+    torch.manual_seed(0)
+    head = heatmap_head(num_query=4, learned_queries=1, query_score_prior=True).eval()
+    logits = torch.full((1, 2, 6, 6), -8.0)
+    logits[0, 1, 0, 0], logits[0, 0, 2, 3], logits[0, 1, 5, 5] = 2.0, 1.0, 0.0
+    queries = head.initial_queries(inputs(logits))
+    assert queries.labels.tolist() == [[1, 0, 1, -1]]
+    assert queries.scores[0, :3].tolist() == pytest.approx(torch.sigmoid(torch.tensor([2.0, 1.0, 0.0])).tolist())
+    prior = head.score_prior(queries)
+    s = torch.sigmoid(torch.tensor([2.0, 1.0, 0.0]))
+    expected = torch.tensor([[[0.0, s[0]], [s[1], 0.0], [0.0, s[2]], [1.0, 1.0]]])
+    assert torch.allclose(prior, expected)
+    # the prior reaches the outputs (in the task's class order) at inference, and only when asked for
+    planted_heatmap(head, logits)
+    outs, _ = head(torch.randn(1, 16, 6, 6), None, [{}])
+    assert torch.allclose(outs[0]['score_prior'], expected)
+    head.query_score_prior = False
+    assert 'score_prior' not in head(torch.randn(1, 16, 6, 6), None, [{}])[0][0]
+    with pytest.raises(ValueError, match='query_score_prior'):
+        small_cmt_head('bev', query_score_prior=True)

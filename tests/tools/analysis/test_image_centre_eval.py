@@ -32,3 +32,17 @@ def test_recall_counts_peaks_within_one_cell_of_the_right_class_and_view():
     m = tool.centre_metrics(dict(heatmap=logits, log_depth=log_depth), targets, head, top_k=3)
     assert (m['centres'], m['found'], m['found_any']) == (3, 1, 2)
     assert math.isclose(m['rel_sum'], 0.1 + 0.0 + 0.2, abs_tol=1e-5)
+
+
+def test_query_coverage_counts_boxes_with_a_reference_point_within_each_distance():
+    tool = load_tool('tools/analysis/image_centre_eval.py')
+    pc_range = [-50.0, -50.0, -5.0, 50.0, 50.0, 3.0]
+    # queries at (10, 0), (0, 20.7) and (-30, -30) metres (normalised)
+    points = torch.tensor([[10.0, 0.0, 0.0], [0.0, 20.7, 0.0], [-30.0, -30.0, 0.0]])
+    lo, hi = torch.tensor(pc_range[:3]), torch.tensor(pc_range[3:])
+    ref = ((points - lo) / (hi - lo))[None]
+    boxes = [torch.tensor([[10.3, 0.0, 0.0, 4.0, 2.0, 1.5, 0.0],       # 0.3 m from a query
+                           [0.0, 22.0, 0.0, 4.0, 2.0, 1.5, 0.0],       # 1.3 m
+                           [30.0, 30.0, 0.0, 4.0, 2.0, 1.5, 0.0]])]    # far from all
+    m = tool.query_coverage(ref, boxes, pc_range)
+    assert m == {'boxes': 3, 'covered_0.5': 1, 'covered_1.0': 1, 'covered_2.0': 2, 'covered_4.0': 2}
