@@ -14,9 +14,16 @@ Targets come from the GT boxes through the batch's `CameraGeometry`: `lidar2img`
 holds every image augmentation (resize, crop, flip) and the BEV augmentations, so a centre
 lands where the augmented image shows it. A centre behind a camera or outside a view's
 (unpadded) image gives that view no target.
+
+Resizing a view by s makes an object at depth d look like one at d / s: with
+`depth_focal`, the depth branch predicts the depth the object would have in a view of
+that focal length, and the head scales it by each view's focal length (read from its
+lidar2img), so resize augmentation no longer contradicts the depth targets (the
+camera-aware depth of monocular detectors, e.g. Wang et al., "FCOS3D", ICCVW 2021 and
+Park et al., "Is Pseudo-Lidar needed for Monocular 3D Object Detection?" (DD3D), ICCV 2021).
 """
 import math
-from typing import Dict, List, NamedTuple, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from mmengine.model import BaseModule, bias_init_with_prob
@@ -28,7 +35,7 @@ from mmdet3d.structures import LiDARInstance3DBoxes
 
 from ..utils.camera_geometry import CameraGeometry
 from ..utils.grids import local_maxima_topk
-from ..utils.projection import project_points, visible_mask
+from ..utils.projection import focal_lengths, project_points, visible_mask
 
 
 class CentreTargets(NamedTuple):
@@ -50,17 +57,23 @@ class ImageCentreHead(BaseModule):
         min_radius / min_overlap: Gaussian radius in feature cells, from the projected
             box's 2D extent as in CenterNet (`gaussian_radius`), at least `min_radius`.
         min_depth: centres nearer than this (metres) give no target.
+        depth_focal: focal length (input pixels) at which the depth branch predicts depth;
+            each view's prediction is scaled by its focal length over this one. None: the
+            branch predicts metric depth whatever the view's scale.
         loss_heatmap / loss_offset / loss_depth: loss configs.
     """
 
     def __init__(self, in_channels: int, num_classes: int, feat_channels: int = 64, min_radius: int = 1,
-                 min_overlap: float = 0.1, min_depth: float = 0.5,
+                 min_overlap: float = 0.1, min_depth: float = 0.5, depth_focal: Optional[float] = None,
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', reduction='mean', loss_weight=1.0),
                  loss_offset: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
                  loss_depth: dict = dict(type='mmdet.L1Loss', loss_weight=1.0), init_cfg=None):
         super().__init__(init_cfg)
         self.num_classes, self.min_radius, self.min_overlap = num_classes, min_radius, min_overlap
         self.min_depth = min_depth
+        if depth_focal is not None and not depth_focal > 0:
+            raise ValueError(f'ImageCentreHead.depth_focal must be a positive focal length in pixels, got {depth_focal}')
+        self.depth_focal = depth_focal
         self.shared = nn.Sequential(nn.Conv2d(in_channels, feat_channels, 3, padding=1, bias=False),
                                     nn.BatchNorm2d(feat_channels), nn.ReLU(inplace=True))
         self.heatmap = nn.Conv2d(feat_channels, num_classes, 1)
@@ -75,13 +88,20 @@ class ImageCentreHead(BaseModule):
         nn.init.constant_(self.heatmap.bias, bias_init_with_prob(0.1))
         nn.init.constant_(self.depth.bias, math.log(20.0))     # a typical depth: training starts sane
 
-    def forward(self, img_feats: Tensor) -> Dict[str, Tensor]:
+    def forward(self, img_feats: Tensor, geometry: Optional[CameraGeometry] = None) -> Dict[str, Tensor]:
         """img_feats [B, V, C, h, w] -> heatmap logits [B, V, K, h, w], offset [B, V, 2, h, w]
-        (cells) and log depth [B, V, h, w] (log metres)."""
+        (cells) and log depth [B, V, h, w] (log metres; with `depth_focal`, scaled by the
+        focal lengths of `geometry`'s views)."""
         b, v = img_feats.shape[:2]
         x = self.shared(img_feats.flatten(0, 1))
+        log_depth = self.depth(x)[:, 0].unflatten(0, (b, v))
+        if self.depth_focal is not None:
+            if geometry is None:
+                raise ValueError('ImageCentreHead(depth_focal=...) needs the views\' lidar2img (a CameraGeometry)')
+            scale = (focal_lengths(geometry.lidar2img.float()) / self.depth_focal).log()       # [B, V]
+            log_depth = log_depth + scale[..., None, None].to(log_depth.dtype)
         return dict(heatmap=self.heatmap(x).unflatten(0, (b, v)), offset=self.offset(x).unflatten(0, (b, v)),
-                    log_depth=self.depth(x)[:, 0].unflatten(0, (b, v)))
+                    log_depth=log_depth)
 
     @torch.no_grad()
     def targets(self, gt_boxes: List[Tensor], gt_labels: List[Tensor], geometry: CameraGeometry,

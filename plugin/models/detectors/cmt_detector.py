@@ -136,7 +136,7 @@ class CmtDetector(MVXTwoStageDetector):
         its loss and the head's camera queries."""
         if self.img_centre_head is None or img_feats is None:
             return None
-        outs = self.img_centre_head(img_feats)
+        outs = self.img_centre_head(img_feats, geometry)
         if gt is not None:
             outs['targets'] = self.img_centre_head.targets(*gt, geometry, outs['heatmap'].shape[-2:])
         return outs

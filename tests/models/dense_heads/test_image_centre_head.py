@@ -120,3 +120,24 @@ def test_each_sample_uses_its_own_image_shape(head):
     geometry = CameraGeometry(mats, torch.tensor([[360.0, 640.0], [360.0, 200.0]]), (H, W))
     t = head.targets([BOX, BOX], [torch.tensor([1]), torch.tensor([1])], geometry, (45, 80))
     assert t.mask[0].sum() == 1 and t.mask[1].sum() == 0
+
+
+def test_depth_focal_scales_each_views_depth_by_its_focal_length():
+    torch.manual_seed(0)
+    plain = ImageCentreHead(in_channels=8, num_classes=3, feat_channels=8)
+    scaled = ImageCentreHead(in_channels=8, num_classes=3, feat_channels=8, depth_focal=F)
+    scaled.load_state_dict(plain.state_dict())
+    plain.eval(), scaled.eval()
+    feats = torch.randn(1, 3, 8, 4, 6)
+    # a plain view (focal F), a flipped one (focal F) and one at half size (focal F / 2)
+    geometry = _geometry([None, FLIP, CROP])
+    ref, out = plain(feats), scaled(feats, geometry)
+    ratio = (out['log_depth'] - ref['log_depth']).exp()
+    assert torch.allclose(ratio[0, 0], torch.ones(4, 6), atol=1e-5)
+    assert torch.allclose(ratio[0, 1], torch.ones(4, 6), atol=1e-5)
+    assert torch.allclose(ratio[0, 2], torch.full((4, 6), 0.5), atol=1e-5)
+    assert torch.equal(out['heatmap'], ref['heatmap']) and torch.equal(out['offset'], ref['offset'])
+    with pytest.raises(ValueError, match='depth_focal'):
+        scaled(feats)
+    with pytest.raises(ValueError, match='depth_focal'):
+        ImageCentreHead(in_channels=8, num_classes=3, depth_focal=0.0)
