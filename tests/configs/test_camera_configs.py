@@ -142,3 +142,30 @@ def test_the_query_arm_trains_its_camera_queries(queries_cfg):
     history = fit_fixed_batch(queries_cfg, 30, after_backward=after_backward)
     assert seen[0][0] == 10 and all(g > 0 for _, g in seen)     # tiny config: 60 queries, 50 learned
     assert min(history[-5:]) < 0.7 * history[0], history
+
+
+RESCORED = osp.join(REPO, 'configs/synthetic/cmt-camera-rescored_r18-384x96_1xb2-12e_synthetic-nus-3d.py')
+
+
+def test_the_rescored_arm_puts_every_query_at_a_peak_and_rescores_it():
+    from mmengine.config import Config
+    rescored, queries = Config.fromfile(RESCORED).to_dict(), Config.fromfile(QUERIES).to_dict()
+    head, parent_head = rescored['model'].pop('pts_bbox_head'), queries['model'].pop('pts_bbox_head')
+    assert head.pop('learned_queries') == 0 and parent_head.pop('learned_queries') == 50
+    assert head.pop('query_score_prior') is True and 'query_score_prior' not in parent_head
+    assert head == parent_head and rescored == queries
+
+
+def test_the_recipe_doubles_the_schedule_and_makes_the_depth_camera_aware():
+    from mmengine.config import Config
+    recipe = Config.fromfile(RESCORED.replace('-12e_', '-24e_')).to_dict()
+    rescored = Config.fromfile(RESCORED).to_dict()
+    centre_head = recipe['model']['img_centre_head']
+    assert centre_head.pop('depth_focal') == 333.0 and centre_head == rescored['model']['img_centre_head']
+    assert recipe['train_cfg']['max_epochs'] == 24 and recipe['custom_hooks'][-1] == dict(type='UseGtDepthHook',
+                                                                                          stop_epoch=12)
+    cosine = recipe['param_scheduler'][1]
+    assert cosine['T_max'] == cosine['end'] == 24 and recipe['param_scheduler'][0] == rescored['param_scheduler'][0]
+    for key in ('train_cfg', 'custom_hooks', 'param_scheduler', 'max_epochs'):
+        recipe.pop(key), rescored.pop(key)
+    assert recipe == rescored

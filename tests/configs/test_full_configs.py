@@ -158,8 +158,8 @@ DENSE = 'configs/cmt/cmt-camera-queries_voxel0075_vov-1600x640_8xb2-cyclic-20e_n
 
 
 def test_camera_queries_are_opt_in_on_the_full_config(synthetic_root):
-    """The VoV recipe plus `img_centre_head`, camera queries and their depth hook, nothing
-    else; the centre head runs forward and loss at the recipe's map size (256 channels,
+    """The VoV recipe plus `img_centre_head` (camera-aware depth), camera queries and their
+    depth hook, nothing else; the centre head runs forward and loss at the recipe's map size (256 channels,
     stride 16 of 1600 x 640) with the calibration of a generated sample after the recipe's
     own test pipeline, and the CMT head decodes 300 camera queries + 600 learned ones."""
     from mmengine.config import Config
@@ -180,6 +180,7 @@ def test_camera_queries_are_opt_in_on_the_full_config(synthetic_root):
     parent.pop('custom_hooks')
     assert generator == dict(type='CameraPeakQueries', in_channels=256)
     assert settings == parent and head_cfg['in_channels'] == 256 and head_cfg['num_classes'] == 10
+    assert head_cfg['depth_focal'] == 1266.0
     head = MODELS.build(head_cfg)
     head.init_weights()
     ds_cfg = dense.test_dataloader.dataset
@@ -190,7 +191,7 @@ def test_camera_queries_are_opt_in_on_the_full_config(synthetic_root):
     geometry = CameraGeometry.from_metas(metas, input_shape=(h, w), num_views=6)
     boxes = torch.tensor([[12.0, 0.5, -1.0, 4.5, 1.9, 1.7, 0.2], [-15.0, 3.0, -1.0, 0.6, 0.6, 1.8, 0.0]])
     feats = torch.randn(1, 6, 256, h // 16, w // 16)
-    outs = head(feats)
+    outs = head(feats, geometry)
     assert outs['heatmap'].shape == (1, 6, 10, h // 16, w // 16)
     targets = head.targets([boxes], [torch.tensor([0, 7])], geometry, (h // 16, w // 16))
     assert targets.mask.sum() >= 2          # six surround views: each box is seen at least once

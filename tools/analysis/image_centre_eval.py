@@ -100,7 +100,7 @@ def main():
         labels = [torch.as_tensor(s.eval_ann_info['gt_labels_3d']) for s in samples]
         with torch.no_grad():
             img_feats, _, _, geometry = model.extract_feat(data['inputs'], metas)
-            outs = head(img_feats)
+            outs = model.image_centres(img_feats, geometry)
             targets = head.targets(boxes, labels, geometry, img_feats.shape[-2:])
             metrics = centre_metrics(outs, targets, head, args.top_k)
             if generator is not None:
