@@ -34,7 +34,7 @@ from mmdet3d.registry import MODELS
 from mmdet3d.structures import LiDARInstance3DBoxes
 
 from ..utils.camera_geometry import CameraGeometry
-from ..utils.grids import local_maxima_topk
+from ..utils.grids import view_peaks
 from ..utils.projection import focal_lengths, project_points, visible_mask
 
 
@@ -173,9 +173,4 @@ class ImageCentreHead(BaseModule):
     def peaks(self, heatmap_logits: Tensor, k: int) -> Tuple[Tensor, Tensor, Tensor]:
         """The k highest local maxima (3x3) of each sample's heatmaps over all views and
         classes: scores [B, k], class [B, k] and (view, row, col) [B, k, 3]."""
-        b, v, c, h, w = heatmap_logits.shape
-        heat = heatmap_logits.sigmoid().flatten(1, 2)                                   # [B, V*K, h, w]
-        scores, idx = local_maxima_topk(heat, min(k, heat[0].numel()))
-        plane, cell = idx // (h * w), idx % (h * w)
-        where = torch.stack([plane // c, cell // w, cell % w], -1)
-        return scores, plane % c, where
+        return view_peaks(heatmap_logits.sigmoid(), min(k, heatmap_logits[0].numel()))

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 
 from mmdet3d.registry import MODELS
 
-from ..utils.grids import local_maxima_topk
+from ..utils.grids import view_peaks
 from ..utils.projection import normalize_points
 from .query_inputs import QueryInputs, QuerySet
 
@@ -65,10 +65,8 @@ class CameraPeakQueries(BaseModule):
         if self.num_query > v * c * h * w:
             raise ValueError(f'CameraPeakQueries: {self.num_query} queries exceed the {v} x {c} x {h} x {w} '
                              'camera heatmap entries')
-        scores, index = local_maxima_topk(heatmap_logits.detach().float().sigmoid().flatten(1, 2), self.num_query)
-        plane, cell = index // (h * w), index % (h * w)
-        where = torch.stack([plane // c, cell // w, cell % w], -1)
-        return (plane % c, where, scores) if with_scores else (plane % c, where)
+        scores, labels, where = view_peaks(heatmap_logits.detach().float().sigmoid(), self.num_query)
+        return (labels, where, scores) if with_scores else (labels, where)
 
     @torch.no_grad()
     def lift(self, where: Tensor, centre: dict, inputs: QueryInputs) -> Tensor:

@@ -78,3 +78,13 @@ def local_maxima_topk(heat: Tensor, k: int):
     values (scores [B, k], flat indices [B, k]; index // (H*W) is the plane)."""
     peaks = heat * (heat == torch.nn.functional.max_pool2d(heat, 3, stride=1, padding=1))   # 0 off the maxima
     return peaks.flatten(1).topk(k, dim=1)
+
+
+def view_peaks(heat: Tensor, k: int) -> Tuple[Tensor, Tensor, Tensor]:
+    """The k highest 3x3 local maxima of per-view class heatmaps [B, V, K, h, w] (scores in
+    [0, 1]) over all views, classes and cells: scores [B, k], class [B, k] and
+    (view, row, col) [B, k, 3]."""
+    b, v, c, h, w = heat.shape
+    scores, idx = local_maxima_topk(heat.flatten(1, 2), k)
+    plane, cell = idx // (h * w), idx % (h * w)
+    return scores, plane % c, torch.stack([plane // c, cell // w, cell % w], -1)
