@@ -10,7 +10,8 @@ Additions, nothing else:
   * distributed runs on a machine without CUDA use the gloo backend (NCCL needs GPUs) and
     a DDP wrapper without device ids (see plugin/compat.py);
   * test.py loads the checkpoint strictly (`StrictLoadRunner`): a checkpoint that does not
-    fill the model exactly is an error naming the keys, not a partly random model.
+    fill the model exactly is an error naming the keys, not a partly random model;
+  * a distributed run ends by destroying its process group (`close_process_group`).
 """
 import os.path as osp
 import runpy
@@ -61,3 +62,18 @@ def run(tool: str):
             argv += ['--cfg-options'] + extra
     sys.argv = [script] + argv
     runpy.run_path(script, run_name='__main__')
+    close_process_group()
+
+
+def close_process_group() -> None:
+    """Waits for every rank, then destroys the default process group.
+
+    mmengine's Runner never destroys it, so gloo's background threads are still alive when
+    the interpreter shuts down, and a rank of a finished run can abort at exit
+    ("terminate called without an active exception", SIGABRT), which fails the whole run
+    (pytorch/pytorch#179291 describes the teardown race). Called only after the tool
+    returned normally: a rank that raised exits non-zero anyway."""
+    import torch.distributed as dist
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
