@@ -209,7 +209,7 @@ def test_camera_queries_are_opt_in_on_the_full_config(synthetic_root):
     bev = torch.randn(1, head_cfg.in_channels_bev, 180, 180)
     centres = dict(outs, targets=targets)
     boxes = torch.nn.functional.pad(boxes, (0, 2))                  # with (zero) velocities, as the recipe's
-    outs_cmt, dn = cmt(bev, feats, metas, [boxes], [torch.tensor([0, 7])], geometry=geometry, img_centre=centres)
+    outs_cmt, dn = cmt(bev, feats, [boxes], [torch.tensor([0, 7])], geometry=geometry, img_centre=centres)
     assert outs_cmt[0]['cls'].shape[:3] == (2, 1, dn.pad_size + 900)
     cmt_losses = cmt.loss(outs_cmt, dn, [boxes], [torch.tensor([0, 7])])
     sum(cmt_losses.values()).backward()

@@ -28,3 +28,9 @@ def rig(yaws=(0.0, 90.0, 180.0), centre=(1.0, 0.5, 1.5)):
 def metas(batch=2, yaws=(0.0, 90.0, 180.0)):
     return [dict(lidar2img=rig(yaws), img_shape=(IMG_H, IMG_W), input_shape=(IMG_H, IMG_W))
             for _ in range(batch)]
+
+
+def geometry(batch=2, yaws=(0.0, 90.0, 180.0)):
+    """The `CameraGeometry` of `metas(batch, yaws)`, as the detector hands it to its modules."""
+    from plugin.models.utils.camera_geometry import CameraGeometry
+    return CameraGeometry.from_metas(metas(batch, yaws))

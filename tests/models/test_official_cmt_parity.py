@@ -102,7 +102,7 @@ def test_official_loss_normalisation_and_separate_dn_terms():
           torch.tensor([[20., -4., -1., 10., 3., 3., 1., 0., 0.]])]
     labels = [torch.tensor([0, 8]), torch.tensor([3])]
     bev = torch.randn(2, 16, 8, 8)
-    outs, dn = head(bev, None, [{}, {}], gt, labels)
+    outs, dn = head(bev, None, gt, labels)
     losses = head.loss(outs, dn, gt, labels)
     assert {'loss_cls', 'loss_bbox', 'dn_loss_cls', 'dn_loss_bbox', 'd0.loss_cls', 'd0.dn_loss_bbox'} <= set(losses)
     assert dn.num_groups == min(10, 20 // 2)                        # official: min(10, num_query // max GT)
@@ -268,6 +268,7 @@ def test_converted_head_predicts_what_the_official_formulas_give(generated_metas
     ~1e-3 relative, far above the 1e-4 tolerance used here)."""
     MODELS = _registry()
     from plugin.models.official_cmt_keys import convert_official_cmt
+    from plugin.models.utils.camera_geometry import CameraGeometry
     cfg = _cfg(R50)
     head = MODELS.build(cfg.model.pts_bbox_head)
     head.eval()
@@ -280,7 +281,7 @@ def test_converted_head_predicts_what_the_official_formulas_give(generated_metas
     h, w = generated_metas['input_shape']
     img = torch.randn(1, 6, 256, h // 16, w // 16)
     with torch.no_grad():
-        outs, _ = head(bev, img, [generated_metas])
+        outs, _ = head(bev, img, geometry=CameraGeometry.from_metas([generated_metas]))
         ours = head.predict_by_feat(outs, [generated_metas])[0]
         boxes, scores, labels = official_head_predict(
             official, bev, img[0], np.stack(generated_metas['lidar2img']), (h, w), cfg.point_cloud_range,

@@ -114,7 +114,7 @@ class QueryDiagnosticsHook(Hook):
             samples = data['data_samples']
             metas = [s.metainfo for s in samples]
             img_feats, bev, planes, geometry = model.extract_feat(data['inputs'], metas)
-            outs, _ = head(bev, img_feats, metas, triplane=planes, geometry=geometry)
+            outs, _ = head(bev, img_feats, triplane=planes, geometry=geometry)
             ref = head.initial_queries(QueryInputs(len(samples), outs[0].get('dense_heatmap'), img_feats,
                                                    geometry=geometry)).ref
             boxes, labels = model._gt(samples)

@@ -61,7 +61,7 @@ class NaiveBlock(torch.nn.Module):
         self.img_proj = torch.nn.Linear(IMG_C, BEV_C)
         self.attn = torch.nn.MultiheadAttention(BEV_C, 8, batch_first=True)
 
-    def forward(self, bev, img_feats, metas):
+    def forward(self, bev, img_feats, geometry):
         b, c, h, w = bev.shape
         tokens = bev.flatten(2).transpose(1, 2)
         cams = self.img_proj(img_feats.permute(0, 1, 3, 4, 2).reshape(b, -1, IMG_C))
@@ -92,12 +92,13 @@ def build(method: str):
 def run_case(method: str, batch: int, device: str, repeats: int) -> dict:
     torch.manual_seed(0)
     neck = build(method).to(device)
+    from plugin.models.utils.camera_geometry import CameraGeometry
     bev = torch.randn(batch, BEV_C, *BEV, device=device, requires_grad=True)
     img = torch.randn(batch, VIEWS, IMG_C, *IMG_HW, device=device, requires_grad=True)
-    metas = ring_metas(batch)
+    geometry = CameraGeometry.from_metas(ring_metas(batch), device=device)
 
     def step():
-        out = neck(bev, img, metas)
+        out = neck(bev, img, geometry)
         out.mean().backward()
         neck.zero_grad(set_to_none=True)
         bev.grad = img.grad = None

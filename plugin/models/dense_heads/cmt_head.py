@@ -347,7 +347,7 @@ class CmtHead(BaseModule):
         return torch.where((labels >= 0)[..., None], prior, torch.ones_like(prior))
 
     # ------------------------------------------------------------------ forward
-    def forward(self, bev_feat: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict],
+    def forward(self, bev_feat: Optional[Tensor], img_feats: Optional[Tensor],
                 gt_boxes: Optional[List[Tensor]] = None, gt_labels: Optional[List[Tensor]] = None,
                 triplane: Optional[Tensor] = None, geometry: Optional[CameraGeometry] = None,
                 img_centre: Optional[Dict[str, Tensor]] = None):
@@ -356,15 +356,11 @@ class CmtHead(BaseModule):
         they were computed (in training, or to place heatmap queries), as TransFusion's head
         returns its dense heatmap with its predictions for the loss.
         `triplane` [B, 3, C, T, T]: the planes of `TriplaneNeck` (used with `triplane_cfg`);
-        `geometry`: the batch's `CameraGeometry` (built from `img_metas` when not given);
+        `geometry`: the batch's `CameraGeometry` (needed with image features);
         `img_centre`: the outputs of the detector's `ImageCentreHead` (for camera queries)."""
-        ref_feat = bev_feat if bev_feat is not None else img_feats
-        b, device = ref_feat.shape[0], ref_feat.device
+        b = (bev_feat if bev_feat is not None else img_feats).shape[0]
         heatmap = self.dense_heatmap(bev_feat) if self.training or self.query_generator is not None else None
-        if img_feats is not None:
-            geometry = CameraGeometry.of(geometry, img_metas, img_feats.shape[1], device)
-        else:
-            geometry = None
+        geometry = None if img_feats is None else CameraGeometry.required(geometry, img_feats.shape[1], 'CmtHead')
         queries = self.initial_queries(QueryInputs(b, heatmap, img_feats, img_centre, geometry, gt_boxes))
         ref, gen_content = queries.ref, queries.content
         prior = None if self.training else self.score_prior(queries)

@@ -3,15 +3,17 @@
 LiDAR: voxelisation (the data preprocessor) -> voxel encoder -> middle encoder -> backbone
 -> neck = one BEV map. Cameras: [B, V, 3, H, W] -> backbone -> neck = one stride-s map per
 view. An optional `fusion_neck` (FuTr or SparseBEV) may then rewrite the BEV map given the image
-maps and the calibration: `bev = fusion_neck(bev, img_feats, img_metas)`; a list of necks
+maps and the calibration: `bev = fusion_neck(bev, img_feats, geometry)`; a list of necks
 is applied in its order (e.g. SparseBEV's local sampling, then FuTr's camera FiLM). An optional
 `triplane` neck then builds three feature planes from both and fuses the XY
-plane into the BEV map: `bev, planes = triplane(bev, img_feats, img_metas)`; the head
+plane into the BEV map: `bev, planes = triplane(bev, img_feats, geometry)`; the head
 samples the planes at its queries' reference points (`pts_bbox_head.triplane_cfg`). The
 head decodes both. An optional `img_centre_head` (`ImageCentreHead`) adds dense losses on
 the camera maps (projected box centres, offsets, depths); its outputs go to the head, whose
 query generator may place queries at its peaks (`CameraPeakQueries`). Either modality may
-be left out of the config (LiDAR-only / camera-only).
+be left out of the config (LiDAR-only / camera-only). The batch's `CameraGeometry` (lidar2img,
+image and input shapes) is built once from the metas and handed to every module that
+reads the image maps.
 
 `fp32_modules` names parts (of pts_voxel_encoder, pts_middle_encoder, pts_bbox_head) that run
 in float32 under mixed precision, as official CMT runs its voxel encoder, sparse encoder and
@@ -114,10 +116,10 @@ class CmtDetector(MVXTwoStageDetector):
             bev = self.extract_pts_feat(batch_inputs_dict['voxels'], batch_input_metas=batch_input_metas)[0]
         if self.fusion_neck is not None and bev is not None and img_feats is not None:
             for neck in (self.fusion_neck if isinstance(self.fusion_neck, nn.ModuleList) else [self.fusion_neck]):
-                bev = neck(bev, img_feats, batch_input_metas, geometry=geometry)
+                bev = neck(bev, img_feats, geometry)
         planes = None
         if self.triplane is not None and (bev is not None or img_feats is not None):
-            bev, planes = self.triplane(bev, img_feats, batch_input_metas, geometry=geometry)
+            bev, planes = self.triplane(bev, img_feats, geometry)
         return img_feats, bev, planes, geometry
 
     @staticmethod
@@ -148,7 +150,7 @@ class CmtDetector(MVXTwoStageDetector):
         boxes, labels = self._gt(batch_data_samples)
         centres = self.image_centres(img_feats, geometry, (boxes, labels))
         head = self.pts_bbox_head
-        outs, dn = self._run('pts_bbox_head', head, bev, img_feats, metas, boxes, labels, triplane=planes,
+        outs, dn = self._run('pts_bbox_head', head, bev, img_feats, boxes, labels, triplane=planes,
                              geometry=geometry, img_centre=centres)
         losses = self._run('pts_bbox_head', head.loss, outs, dn, boxes, labels)
         if centres is not None:
@@ -159,7 +161,7 @@ class CmtDetector(MVXTwoStageDetector):
                 **kwargs) -> List[Det3DDataSample]:
         metas = [s.metainfo for s in batch_data_samples]
         img_feats, bev, planes, geometry = self.extract_feat(batch_inputs_dict, metas)
-        outs, _ = self._run('pts_bbox_head', self.pts_bbox_head, bev, img_feats, metas, triplane=planes,
+        outs, _ = self._run('pts_bbox_head', self.pts_bbox_head, bev, img_feats, triplane=planes,
                             geometry=geometry, img_centre=self.image_centres(img_feats, geometry))
         results = self.pts_bbox_head.predict_by_feat(outs, metas)
         return self.add_pred_to_datasample(batch_data_samples, results)

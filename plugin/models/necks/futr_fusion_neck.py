@@ -26,7 +26,7 @@ no camera identity). Here:
 All projections go through `plugin/models/utils/projection.py`, the one calibration
 helper shared with CMT's embeddings and AQR.
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -71,7 +71,7 @@ def spatial_camera_features(img_feats: Tensor, uv: Tensor, seen: Tensor, pad_sha
 @MODELS.register_module()
 class FuTrFusionNeck(BaseModule):
     """See the module docstring. `fused = neck(bev [B, C, H, W], img_feats [B, V, C_img,
-    h, w], img_metas)` -> [B, C, H, W].
+    h, w], geometry)` -> [B, C, H, W].
 
     Args:
         bev_channels: C of the BEV map.
@@ -128,14 +128,13 @@ class FuTrFusionNeck(BaseModule):
             nn.init.zeros_(self.film.weight)
             nn.init.zeros_(self.film.bias)
 
-    def forward(self, bev: Tensor, img_feats: Tensor, img_metas: List[dict],
-                geometry: Optional[CameraGeometry] = None) -> Tensor:
-        """`geometry`: the batch's `CameraGeometry` (built from `img_metas` when not given)."""
+    def forward(self, bev: Tensor, img_feats: Tensor, geometry: CameraGeometry) -> Tensor:
+        """`geometry`: the batch's `CameraGeometry`."""
         if bev.dim() != 4 or img_feats.dim() != 5 or bev.shape[0] != img_feats.shape[0]:
             raise ValueError(f'FuTrFusionNeck expects bev [B, C, H, W] and img_feats [B, V, C, h, w], '
                              f'got {tuple(bev.shape)} and {tuple(img_feats.shape)}')
         b, c, h, w = bev.shape
-        geometry = CameraGeometry.of(geometry, img_metas, img_feats.shape[1], bev.device).to(dtype=bev.dtype)
+        geometry = CameraGeometry.required(geometry, img_feats.shape[1], 'FuTrFusionNeck').to(dtype=bev.dtype)
         uv, seen = project_bev_cells(geometry, (h, w), self.pc_range, self.heights)
         out = bev
         if self.use_spatial:

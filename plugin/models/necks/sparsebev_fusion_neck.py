@@ -16,7 +16,7 @@ image map is average-pooled to one vector, the views are averaged, and an MLP gi
 per-channel FiLM (scale, shift) of the whole BEV map (FiLM: Perez et al., AAAI 2018). Its
 last layer starts at zero, so the path starts as the identity.
 """
-from typing import List, Optional, Sequence
+from typing import Optional, Sequence
 
 import torch
 from mmengine.model import BaseModule
@@ -33,7 +33,7 @@ from ..utils.projection import project_points
 @MODELS.register_module()
 class SparseBEVFusionNeck(BaseModule):
     """See the module docstring. `fused = neck(bev [B, C, H, W], img_feats [B, V, C_img,
-    h, w], img_metas)` -> [B, C, H, W].
+    h, w], geometry)` -> [B, C, H, W].
 
     Args:
         bev_channels / img_channels: C and C_img.
@@ -86,15 +86,14 @@ class SparseBEVFusionNeck(BaseModule):
     def num_kept(self, num_cells: int) -> int:
         return max(1, min(num_cells, int(round(self.keep_ratio * num_cells))))
 
-    def forward(self, bev: Tensor, img_feats: Tensor, img_metas: List[dict],
-                geometry: Optional[CameraGeometry] = None) -> Tensor:
-        """`geometry`: the batch's `CameraGeometry` (built from `img_metas` when not given)."""
+    def forward(self, bev: Tensor, img_feats: Tensor, geometry: CameraGeometry) -> Tensor:
+        """`geometry`: the batch's `CameraGeometry`."""
         if bev.dim() != 4 or img_feats.dim() != 5 or bev.shape[0] != img_feats.shape[0]:
             raise ValueError(f'SparseBEVFusionNeck expects bev [B, C, H, W] and img_feats [B, V, C, h, w], '
                              f'got {tuple(bev.shape)} and {tuple(img_feats.shape)}')
         b, c, h, w = bev.shape
         v = img_feats.shape[1]
-        geometry = CameraGeometry.of(geometry, img_metas, v, bev.device).to(dtype=bev.dtype)
+        geometry = CameraGeometry.required(geometry, v, 'SparseBEVFusionNeck').to(dtype=bev.dtype)
         # keep the top-k cells
         score = self.scorer(bev).flatten(1)                                                  # [B, HW]
         k = self.num_kept(h * w)

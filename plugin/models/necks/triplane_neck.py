@@ -15,7 +15,7 @@ the other. XY fusion: the XY plane resized to the BEV grid (same point-cloud ran
 y, columns x) -> zero-initialised 1x1 conv -> added, so at initialisation the BEV map is
 unchanged (`fuse_bev=False` switches it off for ablation).
 """
-from typing import List, Optional, Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
@@ -82,7 +82,7 @@ class TriplaneNeck(BaseModule):
             nn.init.zeros_(self.bev_fuse.weight)
             nn.init.zeros_(self.bev_fuse.bias)
 
-    def context(self, bev: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict],
+    def context(self, bev: Optional[Tensor], img_feats: Optional[Tensor],
                 geometry: Optional[CameraGeometry] = None) -> Tensor:
         """Context tokens [B, N_bev + V * N_cam, context_dim]."""
         tokens = []
@@ -92,7 +92,7 @@ class TriplaneNeck(BaseModule):
             tokens.append(self.bev_in(pooled) + self.bev_pos(pos) + self.modality_embed[0])
         if img_feats is not None and self.cam_in is not None:
             b, v = img_feats.shape[:2]
-            centre, axis = CameraGeometry.of(geometry, img_metas, v, img_feats.device).poses()
+            centre, axis = CameraGeometry.required(geometry, v, 'TriplaneNeck').poses()
             lo, hi = centre.new_tensor(self.pc_range[:3]), centre.new_tensor(self.pc_range[3:6])
             pose = torch.cat([(centre - lo) / (hi - lo), axis], -1).to(img_feats.dtype)           # [B, V, 6]
             uv = cell_centres(*self.cam_tokens, img_feats.device, img_feats.dtype)               # [T, 2]
@@ -104,10 +104,10 @@ class TriplaneNeck(BaseModule):
             raise ValueError('TriplaneNeck got neither a BEV map nor image features')
         return torch.cat(tokens, 1)
 
-    def forward(self, bev: Optional[Tensor], img_feats: Optional[Tensor], img_metas: List[dict],
+    def forward(self, bev: Optional[Tensor], img_feats: Optional[Tensor],
                 geometry: Optional[CameraGeometry] = None) -> Tuple[Optional[Tensor], Tensor]:
-        """`geometry`: the batch's `CameraGeometry` (built from `img_metas` when not given)."""
-        planes = self.generator(self.context(bev, img_feats, img_metas, geometry))
+        """`geometry`: the batch's `CameraGeometry` (needed with image features)."""
+        planes = self.generator(self.context(bev, img_feats, geometry))
         if bev is not None and self.bev_fuse is not None:
             xy = F.interpolate(planes[:, 0], size=bev.shape[-2:], mode='bilinear', align_corners=False)
             bev = bev + self.bev_fuse(xy.to(bev.dtype))

@@ -64,13 +64,14 @@ class CameraGeometry(NamedTuple):
         pad = tuple(int(s) for s in input_shape[:2]) if input_shape is not None else padded_input_shape(img_metas)
         return cls(lidar2img, img_shape, pad, float(focal_lengths(host).mean()))
 
-    @classmethod
-    def of(cls, geometry: Optional['CameraGeometry'], img_metas: Sequence[dict], num_views: int, device=None,
-           dtype: torch.dtype = torch.float32) -> 'CameraGeometry':
-        """`geometry` when the caller has it (the detector's), else built from the metas
-        (modules used on their own); it must cover `num_views` views."""
+    @staticmethod
+    def required(geometry: Optional['CameraGeometry'], num_views: int, module: str) -> 'CameraGeometry':
+        """`geometry`, checked to cover `num_views` views: what every module that reads
+        image features takes. The detector builds it once per batch (`from_metas`); a
+        module used on its own is given `CameraGeometry.from_metas(img_metas)`."""
         if geometry is None:
-            return cls.from_metas(img_metas, num_views=num_views, device=device, dtype=dtype)
+            raise ValueError(f'{module} reads image features and needs the batch\'s camera geometry: pass '
+                             'geometry=CameraGeometry.from_metas(img_metas, ...)')
         if geometry.lidar2img.shape[1] != num_views:
             raise ValueError(f'the camera geometry has {geometry.lidar2img.shape[1]} views, the image features '
                              f'{num_views}')
@@ -101,4 +102,3 @@ class CameraGeometry(NamedTuple):
     def poses(self) -> Tuple[Tensor, Tensor]:
         """Each view's optical centre and unit viewing direction [B, V, 3] (LiDAR frame)."""
         return camera_poses(self.lidar2img)
-

@@ -41,7 +41,7 @@ def test_head_adds_the_heatmap_loss_when_configured():
     labels = [torch.tensor([0])]
     calls = []
     head.aux_heatmap.register_forward_hook(lambda *_: calls.append(1))
-    outs, dn = head(bev, None, [{}], boxes, labels)
+    outs, dn = head(bev, None, boxes, labels)
     losses = head.loss(outs, dn, boxes, labels)
     assert 'loss_heatmap' in losses and torch.isfinite(losses['loss_heatmap'])
     # one heatmap per step: the loss takes the one the forward pass computed

@@ -5,6 +5,7 @@ import torch
 
 import plugin  # noqa: F401
 from aqr_attention import LocalWindowBias
+from plugin.models.utils.camera_geometry import CameraGeometry
 from tests.helpers.aqr_inputs import PC_RANGE, front_camera
 from tests.helpers.small_heads import small_cmt_head
 
@@ -36,7 +37,7 @@ def _aqr_head_inputs():
     front = front_camera()[0, 0]
     back = front @ torch.diag(torch.tensor([-1., -1, 1, 1]))
     metas = [dict(lidar2img=torch.stack([front, back]).numpy(), img_shape=(32, 64), input_shape=(32, 64))]
-    return bev, img, metas
+    return bev, img, CameraGeometry.from_metas(metas)
 
 
 def test_aqr_head_refuses_cross_attention_dropout_at_build():
@@ -52,19 +53,19 @@ def test_head_bias_reaches_every_cross_attention_and_starts_as_cmt():
     head = _aqr_head()
     plain = _aqr_head(aqr=False)
     plain.load_state_dict(head.state_dict(), strict=False)
-    bev, img, metas = _aqr_head_inputs()
+    bev, img, geometry = _aqr_head_inputs()
     seen = []
     for layer in head.transformer.decoder.layers:
         layer.cross_attn.register_forward_pre_hook(
             lambda m, args, kwargs: seen.append(kwargs.get('attn_bias')), with_kwargs=True)
-    outs, _ = head(bev, img, metas)
+    outs, _ = head(bev, img, geometry=geometry)
     assert len(seen) == 2 and all(isinstance(b, LocalWindowBias) for b in seen)
-    ref, _ = plain(bev, img, metas)
+    ref, _ = plain(bev, img, geometry=geometry)
     # zero-initialised weight head: no bias at the start, exactly CMT
     torch.testing.assert_close(outs[0]['cls'], ref[0]['cls'], atol=1e-5, rtol=1e-5)
     # once the AQR speaks, the output changes and the AQR gets gradients from the detector loss
     torch.nn.init.normal_(head.aqr.weight_head.weight, std=1.0)
-    outs, _ = head(bev, img, metas)
+    outs, _ = head(bev, img, geometry=geometry)
     assert not torch.allclose(outs[0]['cls'], ref[0]['cls'], atol=1e-4)
     (outs[0]['cls'].sum() + outs[0]['codes'].sum()).backward()
     assert head.aqr.k_proj.weight.grad.abs().sum() > 0 and head.aqr.weight_head.weight.grad.abs().sum() > 0
@@ -88,17 +89,17 @@ def test_bev_query_content_reads_the_bev_map_at_the_reference_points():
     torch.manual_seed(0)
     head = small_cmt_head('bev').eval()
     bev = torch.randn(1, 16, 6, 6)
-    outs, _ = head(bev, None, [{}])
+    outs, _ = head(bev, None)
     assert outs[0]['cls'].shape == (2, 1, 20, 2) and torch.isfinite(outs[0]['codes']).all()
     # raising the BEV features in the cell under query 0's reference point changes its content
     ref = head.reference_points.weight[:, :2]
     grab = {}
     head.transformer.register_forward_pre_hook(lambda m, a: grab.setdefault('q', []).append(a[0].clone()))
-    head(bev, None, [{}])
+    head(bev, None)
     cell = (ref[0] * 6).floor().long()
     bev2 = bev.clone()
     bev2[0, :, cell[1], cell[0]] += 5.0
-    head(bev2, None, [{}])
+    head(bev2, None)
     q1, q2 = grab['q']
     assert not torch.allclose(q1[0, 0], q2[0, 0])
     assert q1.abs().sum() > 0

@@ -39,10 +39,9 @@ def test_a_list_of_fusion_necks_is_applied_in_order(synthetic_root):
     with torch.no_grad():
         img_feats, bev, _, geometry = model.extract_feat(copy.deepcopy(batch['inputs']), metas)
         plain = model.extract_pts_feat(copy.deepcopy(batch['inputs']['voxels']), batch_input_metas=metas)[0]
-        one_after_another = futr(sparse(plain, img_feats, metas, geometry=geometry), img_feats, metas,
-                                 geometry=geometry)
+        one_after_another = futr(sparse(plain, img_feats, geometry), img_feats, geometry)
     torch.testing.assert_close(bev, one_after_another, atol=0, rtol=0)
-    assert not torch.allclose(bev, sparse(plain, img_feats, metas, geometry=geometry))
+    assert not torch.allclose(bev, sparse(plain, img_feats, geometry))
     model.train()
     losses = model.loss(batch['inputs'], batch['data_samples'])
     sum(v for v in losses.values() if isinstance(v, torch.Tensor)).backward()

@@ -7,7 +7,7 @@ from mmengine.registry import init_default_scope
 import plugin  # noqa: F401
 from mmdet3d.registry import MODELS
 from plugin.engine.device_amp_optim_wrapper import cpu_has_native_bf16
-from tests.helpers.camera_rig import IMG_H, IMG_W, STRIDE, metas
+from tests.helpers.camera_rig import IMG_H, IMG_W, STRIDE, geometry
 from tests.helpers.repo import REPO, run_tool
 from tests.helpers.tiny_cmt import fit_fixed_batch, printed_metrics, tiny_cfg, tiny_options
 
@@ -45,11 +45,11 @@ def test_head_query_enrichment_starts_at_zero_then_reads_the_planes():
     img = torch.randn(1, 3, 128, IMG_H // STRIDE, IMG_W // STRIDE)
     planes = torch.randn(1, 3, 32, 8, 8)
     with torch.no_grad():
-        base, _ = head(bev, img, metas(1))
-        same, _ = head(bev, img, metas(1), triplane=planes)
+        base, _ = head(bev, img, geometry=geometry(1))
+        same, _ = head(bev, img, triplane=planes, geometry=geometry(1))
         torch.testing.assert_close(same[0]['cls'], base[0]['cls'])
         head.triplane_query[-1].weight.normal_()
-        moved, _ = head(bev, img, metas(1), triplane=planes)
+        moved, _ = head(bev, img, triplane=planes, geometry=geometry(1))
     assert (moved[0]['cls'] - base[0]['cls']).abs().max() > 1e-3
 
 

@@ -13,7 +13,7 @@ from mmdet3d.registry import MODELS
 from plugin.models.necks.futr_fusion_neck import project_bev_cells, spatial_camera_features
 from plugin.models.utils import CameraGeometry
 from plugin.models.utils.projection import camera_poses
-from tests.helpers.camera_rig import BEV_C, IMG_C, IMG_H, IMG_W, STRIDE, metas, rig
+from tests.helpers.camera_rig import BEV_C, IMG_C, IMG_H, IMG_W, STRIDE, geometry, metas, rig
 
 PC_RANGE = [-20.0, -20.0, -3.0, 20.0, 20.0, 3.0]
 HEIGHTS = (-1.0, 0.5)
@@ -85,25 +85,25 @@ def test_camera_poses_from_lidar2img():
 def test_shapes_gradients_and_no_nan(neck_cfg):
     neck = build(**neck_cfg)
     bev, img = inputs()
-    out = neck(bev, img, metas())
+    out = neck(bev, img, geometry())
     assert out.shape == bev.shape and torch.isfinite(out).all()
     (out * torch.randn_like(out)).sum().backward()
     assert bev.grad.abs().sum() > 0 and img.grad.abs().sum() > 0
     # blank cameras, and a rig whose single camera sees few cells: finite, cells unseen unchanged
-    blank = neck(bev.detach(), torch.zeros_like(img[:, :1]), metas(yaws=(0.0,)))
+    blank = neck(bev.detach(), torch.zeros_like(img[:, :1]), geometry(yaws=(0.0,)))
     assert torch.isfinite(blank).all()
 
 
 def test_futr_film_starts_as_identity_and_learns():
     neck = build('FuTrFusionNeck', cam_pool_size=(2, 2), num_heads=2, use_spatial=False)
     bev, img = inputs()
-    out = neck(bev, img, metas())
+    out = neck(bev, img, geometry())
     torch.testing.assert_close(out, bev, atol=0, rtol=0)
     out.sum().backward()
     assert neck.film.weight.grad.abs().sum() > 0
     with torch.no_grad():
         neck.film.weight.normal_(std=0.1)
-    assert not torch.allclose(neck(bev, img, metas()), bev)
+    assert not torch.allclose(neck(bev, img, geometry()), bev)
 
 
 def test_futr_gated_film_is_per_camera_and_spatial():
@@ -114,7 +114,7 @@ def test_futr_gated_film_is_per_camera_and_spatial():
         neck.film.weight.normal_(std=0.5)
         neck.film.bias.normal_(std=0.5)
     bev, img = inputs(views=1)
-    out = neck(bev, img, metas(yaws=(0.0,)))
+    out = neck(bev, img, geometry(yaws=(0.0,)))
     changed = (out - bev).abs().amax(1) > 1e-6                                            # [B, H, W]
     xs = PC_RANGE[0] + (torch.arange(12) + 0.5) * 40.0 / 12
     assert not changed[..., xs < 1.0].any() and changed[..., xs > 5.0].any()
@@ -123,7 +123,7 @@ def test_futr_gated_film_is_per_camera_and_spatial():
 def test_sparsebev_updates_only_kept_cells():
     neck = build('SparseBEVFusionNeck', keep_ratio=0.1, num_points=2)
     bev, img = inputs(bev=(10, 10))
-    out = neck(bev, img, metas())
+    out = neck(bev, img, geometry())
     changed = ((out - bev).abs().amax(1) > 0).flatten(1).sum(1)
     assert changed.max() <= neck.num_kept(100) == 10 and changed.min() >= 1
     full = build('SparseBEVFusionNeck', keep_ratio=1.0, num_points=2)
@@ -141,11 +141,14 @@ def test_invalid_settings_name_the_key(kw, key):
         build(**kw)
 
 
-def test_missing_calibration_is_a_clear_error():
-    neck = build('SparseBEVFusionNeck')
+@pytest.mark.parametrize('name', ['SparseBEVFusionNeck', 'FuTrFusionNeck'])
+def test_missing_calibration_is_a_clear_error(name):
+    neck = build(name)
     bev, img = inputs()
-    with pytest.raises(ValueError, match='lidar2img'):
-        neck(bev, img, [dict(img_shape=(IMG_H, IMG_W), input_shape=(IMG_H, IMG_W))] * 2)
+    with pytest.raises(ValueError, match=f"{name} reads image features and needs the batch's camera geometry"):
+        neck(bev, img, None)
+    with pytest.raises(ValueError, match='has 1 views, the image features 3'):
+        neck(bev, img, geometry(yaws=(0.0,)))
 
 
 @pytest.mark.parametrize('seed', [0, 1, 2])
@@ -233,9 +236,9 @@ def test_futr_token_embedding_follows_lidar2img_not_image_content():
         tokens = _token_block_inputs(neck, bev, images, meta)
         pooled = F.adaptive_avg_pool2d(images.detach().flatten(0, 1), (2, 3)).flatten(2).transpose(1, 2)
         return tokens - neck.cam_proj(pooled).detach().unflatten(0, images.shape[:2]).flatten(1, 2)
-    base = embedding(img, metas())
-    torch.testing.assert_close(embedding(other, metas()), base, atol=1e-5, rtol=0)
-    turned = embedding(img, metas(yaws=(10.0, 100.0, 190.0)))
+    base = embedding(img, geometry())
+    torch.testing.assert_close(embedding(other, geometry()), base, atol=1e-5, rtol=0)
+    turned = embedding(img, geometry(yaws=(10.0, 100.0, 190.0)))
     assert (turned - base).abs().amax() > 1e-3
 
 
@@ -260,20 +263,20 @@ def test_sparsebev_global_film_starts_as_identity_and_learns():
     film = build('SparseBEVFusionNeck', num_points=2, global_film=True)
     film.load_state_dict(plain.state_dict(), strict=False)
     bev, img = inputs()
-    out = film(bev, img, metas())
-    torch.testing.assert_close(out, plain(bev, img, metas()), atol=0, rtol=0)
+    out = film(bev, img, geometry())
+    torch.testing.assert_close(out, plain(bev, img, geometry()), atol=0, rtol=0)
     out.pow(2).mean().backward()
     assert film.film[-1].weight.grad.abs().sum() > 0
     opt = torch.optim.SGD(film.film.parameters(), lr=0.1)
     with torch.no_grad():
-        before = float(film(bev, img, metas()).pow(2).mean())
+        before = float(film(bev, img, geometry()).pow(2).mean())
     for _ in range(3):
         opt.zero_grad()
-        loss = film(bev, img, metas()).pow(2).mean()
+        loss = film(bev, img, geometry()).pow(2).mean()
         loss.backward()
         opt.step()
-    after = film(bev, img, metas())
+    after = film(bev, img, geometry())
     assert float(after.pow(2).mean()) < before                      # the path learns what the loss asks
     # global: one (scale, shift) per channel for the whole map, driven by the images
-    changed = film(bev, torch.randn_like(img), metas()) - after
+    changed = film(bev, torch.randn_like(img), geometry()) - after
     assert changed.abs().amax() > 0

@@ -75,7 +75,7 @@ def test_forward_decodes_from_the_peaks_and_embeds_their_class():
         logits[0, c, r, col] = 4.0 - k
     planted_heatmap(head, logits)
     grab = capture_transformer_inputs(head)
-    outs, _ = head(bev, None, [{}])
+    outs, _ = head(bev, None)
     assert outs[0]['cls'].shape == (2, 1, 4, 2) and torch.isfinite(outs[0]['codes']).all()
     query, query_pos = grab[0]
     ref = head.initial_queries(inputs(logits)).ref
@@ -90,7 +90,7 @@ def test_forward_decodes_from_the_peaks_and_embeds_their_class():
     for task_head in head.task_heads:
         torch.nn.init.zeros_(task_head.branches['center'][-1].weight)
         torch.nn.init.zeros_(task_head.branches['center'][-1].bias)
-    outs, _ = head(bev, None, [{}])
+    outs, _ = head(bev, None)
     x0, y0, _, x1, y1, _ = head.pc_range
     centres = outs[0]['codes'][-1, 0, :, :2]
     expected = torch.stack([x0 + ref[0, :, 0] * (x1 - x0), y0 + ref[0, :, 1] * (y1 - y0)], -1)
@@ -105,10 +105,10 @@ def test_dn_queries_keep_their_content_and_every_new_parameter_trains():
     labels = [torch.tensor([0])]
     grab = capture_transformer_inputs(head)
     torch.manual_seed(1)                                   # the same DN noise in both passes
-    head(bev, None, [{}], boxes, labels)
+    head(bev, None, boxes, labels)
     torch.nn.init.normal_(head.query_generator.class_embed.weight)
     torch.manual_seed(1)
-    outs, dn = head(bev, None, [{}], boxes, labels)
+    outs, dn = head(bev, None, boxes, labels)
     pad, peaks = dn.pad_size, head.num_query - head.learned_queries
     assert outs[0]['cls'].shape[2] == pad + head.num_query
     plain, embedded = grab[0][0], grab[1][0]

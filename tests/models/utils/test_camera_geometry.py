@@ -38,7 +38,9 @@ def test_missing_calibration():
     with pytest.raises(ValueError, match="'lidar2img' for all 3 views"):
         CameraGeometry.from_metas(metas, num_views=3)
     with pytest.raises(ValueError, match='has 2 views'):
-        CameraGeometry.of(CameraGeometry.from_metas(_metas(views=2)), metas, 3)
+        CameraGeometry.required(CameraGeometry.from_metas(_metas(views=2)), 3, 'a module')
+    with pytest.raises(ValueError, match="a module reads image features and needs"):
+        CameraGeometry.required(None, 3, 'a module')
 
 
 def test_metas_become_tensors_only_in_the_geometry_bundle():
@@ -70,7 +72,7 @@ def test_the_detector_builds_one_geometry_for_neck_and_head(monkeypatch):
     monkeypatch.setattr(CameraGeometry, 'from_metas', classmethod(counting))
 
     class Neck(torch.nn.Module):
-        def forward(self, bev, img_feats, img_metas, geometry=None):
+        def forward(self, bev, img_feats, geometry):
             seen.append(geometry)
             return bev
 
