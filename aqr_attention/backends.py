@@ -35,6 +35,7 @@ from typing import Optional
 from torch import Tensor
 
 from . import window_attention_cpu
+from .grouped_route import GroupedWindows
 
 BACKENDS = ('auto', 'cpu_kernel', 'triton', 'torch')
 ENV_VAR = 'AQR_ATTENTION_BACKEND'
@@ -142,3 +143,15 @@ def window_attention_backend(x: Tensor) -> str:
     if _current == 'auto' and x.device.type == 'cpu' and window_attention_cpu.kernel_available():
         return 'cpu_kernel'
     return 'torch'
+
+
+def window_route(backend: str, parts, heads: int, head_dim: int, budget: int):
+    """The route object that computes the window terms under `backend` ('cpu_kernel' or
+    'torch'): `window_attention_cpu.KernelWindows` or `grouped_route.GroupedWindows`, both
+    with `corrections`, `softmax` and `backward`. Chosen here, once per attention call;
+    nothing downstream asks which one it got."""
+    if backend == 'cpu_kernel':
+        return window_attention_cpu.KernelWindows(parts)
+    if backend == 'torch':
+        return GroupedWindows(parts, heads, head_dim, budget)
+    raise ValueError(f'the {backend!r} back-end has no window route')

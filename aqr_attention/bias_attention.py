@@ -1,6 +1,8 @@
 """Exact attention with a local-window bias, without a dense bias or score tensor.
 
-    out = softmax(q k^T / sqrt(d) + b + mask) v,   b = LocalWindowBias (zero outside windows)
+    out = softmax(q k^T / sqrt(d) + b + padding) v,   b = LocalWindowBias (zero outside windows)
+
+(padding: -inf on the keys of the [B, K] key-padding mask, `key_padding.py`)
 
 Two ways to compute it, chosen by `backends.py`:
 
@@ -24,8 +26,9 @@ Two ways to compute it, chosen by `backends.py`:
   every key outside the windows (there P = exp(s0 - L)); on the window keys the true
   probability is e^b times that, so dS, dq, dk, dv get a correction of (e^b - 1) times the
   fused kernel's terms, and the bias gradient is the window's dS summed over heads. The
-  window terms come from the compiled kernel (`csrc/window_attention_cpu.cpp`)
-  or from the grouped boxes of `grouped_route.py`; both are exact.
+  window terms come from the route object `backends.window_route` picks: the compiled
+  kernel (`csrc/window_attention_cpu.cpp`) or the grouped boxes of `grouped_route.py`;
+  both are exact.
 
   Extra memory is O(Q * h * d), never O(Q * K): the kernel allocates nothing per key, the
   grouped route per-group buffers of at most `bias.chunk_elements` numbers.
@@ -42,28 +45,13 @@ from torch import Tensor
 
 from . import window_attention_cpu as window_kernel
 from .backends import bias_attention_backend
-from .grouped_route import gather_box, group_window_backward
+from .grouped_route import key_padding_rows
+from .key_padding import additive_key_padding
 from .lse_attention import attention_backward_with_lse, attention_with_lse
 from .precision import autocast_off, check_dtypes, compute_dtype
 
 #: rows whose correction factor 1 / (1 + S) exceeds this are recomputed directly
 MAX_AMPLIFICATION = 16.0
-
-
-def _group_corrections(qs, k, v, mask, groups, eb1, lse0):
-    """Pure-PyTorch window corrections: per group, the box scores, p0 (e^b - 1) kept on
-    the window keys only. Returns (s_sum, corr)."""
-    b, h, nq, d = qs.shape
-    s_sum = lse0.new_zeros(b, h, nq)
-    corr = lse0.new_zeros(b, h, nq, d)
-    for g in groups:
-        i, qi = g.sample, g.queries
-        s = g.scores(qs, gather_box(g, k, qs.dtype), mask)                 # [h, Qg, Kb]
-        s -= lse0[i].index_select(1, qi)[..., None]
-        c = s.exp_().mul_(g.inside().to(s.dtype) * eb1[g.part.index, i, qi, None])
-        s_sum[i].index_add_(1, qi, c.sum(-1))
-        corr[i].index_add_(1, qi, torch.matmul(c, gather_box(g, v, qs.dtype)))
-    return s_sum, corr
 
 
 def _direct_chunks(bad: Tensor, heads: int, num_keys: int, budget: int):
@@ -76,23 +64,15 @@ def _direct_chunks(bad: Tensor, heads: int, num_keys: int, budget: int):
             yield i, rows[start:start + step]
 
 
-def _direct_rows(qs_rows, k, v, mask_rows, bias, i, rows, lidar_weight, camera_weight, scale):
-    """softmax(qs k^T + bias + mask) v for `rows` of sample i, densely over the keys:
+def _direct_rows(qs_rows, k, v, mask, bias, i, rows, lidar_weight, camera_weight, scale):
+    """softmax(qs k^T + bias + padding) v for `rows` of sample i, densely over the keys:
     out [h, n, d] and lse [h, n]. Differentiable in every input."""
     s = torch.matmul(qs_rows, k.transpose(1, 2))                         # [h, n, K]
     s = s + bias.dense_rows(i, rows, lidar_weight, camera_weight, scale).to(s.dtype)
-    if mask_rows is not None:
-        s = s + mask_rows
+    if mask is not None:
+        s = s + key_padding_rows(mask, i).to(s.dtype)
     lse = torch.logsumexp(s, -1)
     return torch.matmul(torch.softmax(s, -1), v), lse
-
-
-def _mask_rows(mask: Optional[Tensor], i: int, rows: Tensor, dtype) -> Optional[Tensor]:
-    """[h or 1, n, K] mask rows of sample i."""
-    if mask is None:
-        return None
-    m = mask[i if mask.shape[0] > 1 else 0]
-    return (m if m.shape[1] == 1 else m.index_select(1, rows)).to(dtype)
 
 
 class _LocalBiasAttention(torch.autograd.Function):
@@ -109,18 +89,15 @@ class _LocalBiasAttention(torch.autograd.Function):
         eb1 = torch.expm1(scale.to(q.dtype) * torch.stack([lidar_weight.to(q.dtype), camera_weight.to(q.dtype)]))
         qs = (q * sm).contiguous()   # index_select on Q copies a strided source whole
         lse0 = lse0.contiguous()
-        if isinstance(windows, window_kernel.PackedWindows):
-            s_sum, corr = window_kernel.correction_forward(qs, k, v, mask, windows, eb1, lse0)
-        else:
-            s_sum, corr = _group_corrections(qs, k, v, mask, windows, eb1, lse0)
+        s_sum, corr = windows.corrections(qs, k, v, mask, eb1, lse0)
         denom = 1.0 + s_sum
         bad = (denom * MAX_AMPLIFICATION < 1.0).any(1)                    # [B, Q]
         lse = lse0 + torch.log1p(s_sum.clamp(min=-1.0 + 1.0 / MAX_AMPLIFICATION))
         out = (o0 + corr) / denom.clamp(min=1.0 / MAX_AMPLIFICATION)[..., None]
         if bad.any():
             for i, rows in _direct_chunks(bad, h, k.shape[2], chunk):
-                o_r, l_r = _direct_rows(qs[i].index_select(1, rows), k[i], v[i], _mask_rows(mask, i, rows, q.dtype),
-                                        bias, i, rows, lidar_weight, camera_weight, scale)
+                o_r, l_r = _direct_rows(qs[i].index_select(1, rows), k[i], v[i], mask, bias, i, rows,
+                                        lidar_weight, camera_weight, scale)
                 out[i].index_copy_(1, rows, o_r)
                 lse[i].index_copy_(1, rows, l_r)
         ctx.save_for_backward(q, k, v, out, lse, lidar_weight, camera_weight, scale, mask, eb1, bad)
@@ -146,9 +123,7 @@ class _LocalBiasAttention(torch.autograd.Function):
         qs = (q * sm).contiguous()
         row_term = (go * out).sum(-1)                                      # D = rowsum(dO * O) [B, h, Q]
         dq_corr = torch.zeros_like(qs)
-        backward = (window_kernel.window_backward if isinstance(ctx.windows, window_kernel.PackedWindows)
-                    else group_window_backward)
-        db = backward(qs, k, v, go, row_term, lse.contiguous(), mask, ctx.windows, eb1, dq_corr, dk, dv)
+        db = ctx.windows.backward(qs, k, v, go, row_term, lse.contiguous(), mask, eb1, dq_corr, dk, dv)
         dq = dq.to(q.dtype) + dq_corr * sm
         s = scale.to(q.dtype)
         d_lidar, d_cam = s * db[0], s * db[1]
@@ -173,8 +148,7 @@ def _direct_backward(bias, q, k, v, mask, grad_out, bad, lidar_weight, camera_we
                 q[i].index_select(1, rows), k[i], v[i], lidar_weight.to(q.dtype), camera_weight.to(q.dtype),
                 scale.to(q.dtype))]
             qr, ki, vi, lw, cw, sc = leaves
-            o_r, _ = _direct_rows(qr / math.sqrt(d), ki, vi, _mask_rows(mask, i, rows, q.dtype), bias, i, rows,
-                                  lw, cw, sc)
+            o_r, _ = _direct_rows(qr / math.sqrt(d), ki, vi, mask, bias, i, rows, lw, cw, sc)
             g = torch.autograd.grad(o_r, leaves, grad_out[i].index_select(1, rows).to(q.dtype), allow_unused=True)
             dq[i].index_add_(1, rows, g[0])
             dk[i] += g[1]
@@ -185,23 +159,23 @@ def _direct_backward(bias, q, k, v, mask, grad_out, bad, lidar_weight, camera_we
     return d_scale
 
 
-def local_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, mask: Optional[Tensor] = None,
+def local_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, key_padding_mask: Optional[Tensor] = None,
                          force_fallback: bool = False) -> Tensor:
-    """softmax(q k^T / sqrt(d) + bias + mask) v, exactly, for a `LocalWindowBias`.
+    """softmax(q k^T / sqrt(d) + bias + padding) v, exactly, for a `LocalWindowBias`.
 
     Args:
         q: [B, heads, Q, d]; k, v: [B, heads, K, d] with K = bias.num_keys; float32,
             float64, float16 or bfloat16 (the result has q's dtype; another dtype is a
             TypeError naming it).
         bias: a `LocalWindowBias`.
-        mask: optional additive float mask broadcastable to [B, heads, Q, K] (-inf =
-            ignored key), e.g. image padding; a query whose keys are all masked gets zeros.
+        key_padding_mask: optional bool [B, K], True = padding (ignored key), e.g. image
+            padding; a sample whose keys are all padding gets zeros.
         force_fallback: on the correction route, use the plain-tensor log-sum-exp pass
             even where PyTorch's fused CPU kernel exists (tests compare the two).
     Returns:
         [B, heads, Q, d].
     """
-    check_dtypes(q=q, k=k, v=v, mask=mask)
+    check_dtypes(q=q, k=k, v=v)
     b, h, nq, _ = q.shape
     if k.shape[2] != bias.num_keys:
         raise ValueError(f'{k.shape[2]} keys, but the bias describes {bias.num_keys} ({bias.layout})')
@@ -209,25 +183,23 @@ def local_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, mask: Optional[T
         raise ValueError(f'the bias has weights for {tuple(bias.lidar_weight.shape)} queries, '
                          f'attention has {(b, nq)}')
     dead = None
-    if mask is not None:
-        mask = mask.detach()
-        if mask.dim() != 4:
-            raise ValueError(f'mask must be 4-D (broadcastable to [B, h, Q, K]), got {tuple(mask.shape)}')
-        dead = torch.isinf(mask).all(-1, keepdim=True) & (mask < 0).all(-1, keepdim=True)
-        if dead.any():
-            mask = mask.masked_fill(dead, 0.0)
+    if key_padding_mask is not None:
+        dead = key_padding_mask.all(1)                                         # [B]
+        if dead.any():   # attends to every key, zeroed below: no 0 / 0
+            key_padding_mask = key_padding_mask & ~dead[:, None]
         else:
             dead = None
+    mask = additive_key_padding(key_padding_mask, b, k.shape[2], q.dtype)
     backend = bias_attention_backend(q, k, v, mask)
     if backend == 'triton':
         from .triton_bias_attention import triton_bias_attention
         out = triton_bias_attention(q, k, v, bias, mask)
     else:
         acc = compute_dtype(q)
-        windows = bias.packed_windows() if backend == 'cpu_kernel' else bias.groups(h, q.shape[-1])
+        windows = bias.windows(backend, h, q.shape[-1])
         out = _LocalBiasAttention.apply(q.to(acc), k.to(acc), v.to(acc), bias.lidar_weight, bias.camera_weight,
                                         bias.scale, bias, windows, None if mask is None else mask.to(acc),
                                         force_fallback).to(q.dtype)
     if dead is not None:
-        out = out.masked_fill(dead.expand(*out.shape[:-1], 1), 0.0)
+        out = out.masked_fill(dead[:, None, None, None], 0.0)
     return out

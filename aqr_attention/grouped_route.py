@@ -13,6 +13,10 @@ batched matmul and zeroes (or masks) the entries outside each member's own windo
 Nearby queries share most of their window keys, so the box is little larger than the
 union of the windows, and a matmul over a box beats a broadcast multiply + sum over the
 same numbers. Everything is computed in the dtype of the scaled queries `qs`.
+`GroupedWindows` is the route object `backends.window_route` hands to both attentions.
+
+Masks: the additive key-padding mask [B, 1, 1, K] (0 or -inf per key; None without
+padding), as `padding.additive_key_padding` builds it.
 """
 from typing import List, NamedTuple, Optional
 
@@ -70,11 +74,10 @@ class WindowGroup(NamedTuple):
 
     def scores(self, qs: Tensor, kb: Tensor, mask: Optional[Tensor]) -> Tensor:
         """[h, Qg, Kb] scores of the members (rows of qs [B, h, Q, d], already scaled) on
-        the box keys kb [h, Kb, d], plus the additive mask."""
+        the box keys kb [h, Kb, d], plus the key-padding mask's box keys."""
         s = torch.matmul(qs[self.sample].index_select(1, self.queries), kb.transpose(1, 2))
-        m = group_mask(mask, self)
-        if m is not None:
-            s += m.to(s.dtype)
+        if mask is not None:
+            s += key_padding_rows(mask, self.sample, self.keys()).to(s.dtype)
         return s
 
     def inside(self) -> Tensor:
@@ -134,14 +137,11 @@ def group_queries(parts: List[WindowPart], heads: int, head_dim: int, budget: in
     return groups
 
 
-def group_mask(mask: Optional[Tensor], g: WindowGroup) -> Optional[Tensor]:
-    """The additive mask [B or 1, h or 1, Q or 1, K] of a group: [h or 1, Qg or 1, Kb]
-    (None without mask)."""
-    if mask is None:
-        return None
-    m = mask[g.sample if mask.shape[0] > 1 else 0]               # [h or 1, Q or 1, K]
-    m = m if m.shape[1] == 1 else m.index_select(1, g.queries)
-    return m.index_select(2, g.keys())
+def key_padding_rows(mask: Tensor, sample: int, keys: Optional[Tensor] = None) -> Tensor:
+    """The one selector of the additive key-padding mask [B, 1, 1, K]: sample `sample`'s
+    [1, 1, K] (or its `keys`), broadcasting over heads and queries."""
+    m = mask[sample]
+    return m if keys is None else m.index_select(2, keys)
 
 
 def gather_box(g: WindowGroup, x: Tensor, dtype: torch.dtype) -> Tensor:
@@ -187,3 +187,51 @@ def group_window_backward(qs: Tensor, k: Tensor, v: Tensor, go: Tensor, row_term
         add_to_box(g, dk, torch.matmul(ds.transpose(1, 2), qg))
         add_to_box(g, dv, torch.matmul(p.transpose(1, 2), gog))
     return db
+
+
+def finite_lse(x: Tensor) -> Tensor:
+    """-inf (no visible key) -> 0, so that exp(s - x) gives 0 rather than NaN."""
+    return x.masked_fill(torch.isneginf(x), 0.0)
+
+
+class GroupedWindows:
+    """The pure-PyTorch route: the window terms of both attentions over grouped boxes (the
+    same interface as the compiled kernel's `window_attention_cpu.KernelWindows`)."""
+
+    def __init__(self, parts: List[WindowPart], heads: int, head_dim: int, budget: int):
+        self.groups = group_queries(parts, heads, head_dim, budget)
+
+    def corrections(self, qs, k, v, mask, weight, lse0):
+        """(sum_w w p0 [B, h, Q], sum_w w p0 v [B, h, Q, d]) over the window keys, with
+        p0 = exp(s - lse0) and w = weight[part, b, q] (the biased attention's correction)."""
+        b, h, nq, d = qs.shape
+        s_sum = lse0.new_zeros(b, h, nq)
+        corr = lse0.new_zeros(b, h, nq, d)
+        for g in self.groups:
+            i, qi = g.sample, g.queries
+            s = g.scores(qs, gather_box(g, k, qs.dtype), mask)                 # [h, Qg, Kb]
+            s -= lse0[i].index_select(1, qi)[..., None]
+            c = s.exp_().mul_(g.inside().to(s.dtype) * weight[g.part.index, i, qi, None])
+            s_sum[i].index_add_(1, qi, c.sum(-1))
+            corr[i].index_add_(1, qi, torch.matmul(c, gather_box(g, v, qs.dtype)))
+        return s_sum, corr
+
+    def softmax(self, qs, k, v, mask):
+        """(out [B, h, Q, d], lse [B, h, Q]) of the softmax over each query's window keys:
+        per modality the window softmax of each group, merged by log-sum-exp."""
+        b, h, nq, d = qs.shape
+        outs = qs.new_zeros(2, b, h, nq, d)          # per modality: normalised output, lse
+        lses = qs.new_full((2, b, h, nq), float('-inf'))
+        for g in self.groups:
+            i, qi, p = g.sample, g.queries, g.part.index
+            s = window_scores(qs, gather_box(g, k, qs.dtype), mask, g)
+            lse = torch.logsumexp(s, -1)                                       # [h, Qg]
+            probs = (s - finite_lse(lse)[..., None]).exp_()
+            lses[p, i].index_copy_(1, qi, lse)
+            outs[p, i].index_copy_(1, qi, torch.matmul(probs, gather_box(g, v, qs.dtype)))
+        lse = torch.logaddexp(lses[0], lses[1])
+        return (torch.exp(lses - finite_lse(lse))[..., None] * outs).sum(0), lse
+
+    def backward(self, qs, k, v, go, row_term, lse, mask, weight, dq, dk, dv) -> Tensor:
+        """See `group_window_backward`."""
+        return group_window_backward(qs, k, v, go, row_term, lse, mask, self.groups, weight, dq, dk, dv)

@@ -18,6 +18,8 @@ from typing import List, NamedTuple, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
+from .window_size import window_radius
+
 
 class WindowPart(NamedTuple):
     """One modality's windows as square windows on a 2-D key grid."""
@@ -25,7 +27,7 @@ class WindowPart(NamedTuple):
     rows: int        # grid rows (camera: V * h, views stacked)
     cols: int
     block: int       # rows per view: windows never cross a multiple of it (BEV: rows)
-    radius: int      # window // 2
+    radius: int      # window_radius(window side)
     row: Tensor      # [B, Q] long, window centre row on the grid
     col: Tensor      # [B, Q] long
     has: Tensor      # [B, Q] bool, the query has a window in this modality
@@ -127,12 +129,12 @@ class KeyLayout(NamedTuple):
         if self.bev_shape is not None and bev_center is not None:
             h, w = self.bev_shape
             c = bev_center.long()
-            parts.append(WindowPart(0, h, w, h, bev_window // 2, c[..., 0], c[..., 1],
+            parts.append(WindowPart(0, h, w, h, window_radius(bev_window), c[..., 0], c[..., 1],
                                     torch.ones_like(c[..., 0], dtype=torch.bool), 0))
         if self.cam_shape is not None and cam_center is not None:
             nv, h, w = self.cam_shape
             c = cam_center.long()
             view = c[..., 0]
-            parts.append(WindowPart(self.cam_offset, nv * h, w, h, cam_window // 2,
+            parts.append(WindowPart(self.cam_offset, nv * h, w, h, window_radius(cam_window),
                                     view.clamp(min=0) * h + c[..., 1], c[..., 2], view >= 0, 1))
         return parts

@@ -55,19 +55,14 @@ def _query_chunks(num_q: int, num_k: int, batch_heads: int, chunk_elements: int)
         yield slice(start, min(num_q, start + step))
 
 
-def _mask_rows(mask: Optional[Tensor], rows: slice) -> Optional[Tensor]:
-    if mask is None:
-        return None
-    return mask if mask.shape[-2] == 1 else mask[..., rows, :]
-
-
 def attention_with_lse(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor] = None,
                        force_fallback: bool = False, chunk_elements: int = 1 << 24
                        ) -> Tuple[Tensor, Tensor]:
     """softmax(q k^T / sqrt(d) + mask) v and its row log-sum-exp ([B, h, Q], float32, or
     float64 for float64 inputs).
 
-    q [B, h, Q, d]; k, v [B, h, K, d]; mask additive float, broadcastable to [B, h, Q, K].
+    q [B, h, Q, d]; k, v [B, h, K, d]; mask the additive key-padding mask [B, 1, 1, K]
+    (`key_padding.additive_key_padding`) or None.
     No autograd: callers wrap it in their own `autograd.Function`.
     """
     acc = compute_dtype(q)
@@ -80,9 +75,8 @@ def attention_with_lse(q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor] =
     lse = q.new_empty(q.shape[:-1], dtype=acc)
     for rows in _query_chunks(q.shape[2], k.shape[2], q.shape[0] * q.shape[1], chunk_elements):
         s = torch.einsum('bhqd,bhkd->bhqk', q[:, :, rows].to(acc), k.to(acc)) * scale
-        m = _mask_rows(mask, rows)
-        if m is not None:
-            s = s + m.to(acc)
+        if mask is not None:
+            s = s + mask.to(acc)
         lse[:, :, rows] = torch.logsumexp(s, -1)
         out[:, :, rows] = torch.einsum('bhqk,bhkd->bhqd', torch.softmax(s, -1), v.to(acc)).to(q.dtype)
     return out, lse
@@ -112,9 +106,8 @@ def attention_backward_with_lse(grad_out: Tensor, q: Tensor, k: Tensor, v: Tenso
     for rows in _query_chunks(q.shape[2], k.shape[2], q.shape[0] * q.shape[1], chunk_elements):
         qc, go = q[:, :, rows].to(acc), grad_out[:, :, rows].to(acc)
         s = torch.einsum('bhqd,bhkd->bhqk', qc, kf) * scale
-        m = _mask_rows(mask, rows)
-        if m is not None:
-            s = s + m.to(acc)
+        if mask is not None:
+            s = s + mask.to(acc)
         p = torch.exp(s - lse[:, :, rows, None].to(acc))
         dp = torch.einsum('bhqd,bhkd->bhqk', go, vf)
         row = (go * out[:, :, rows].to(acc)).sum(-1, keepdim=True)

@@ -34,6 +34,7 @@ from torch import Tensor
 from .backends import triton_interpreted
 from .precision import compute_dtype
 from .triton_configs import INTERPRETER, KernelConfig, kernel_configs, padded_head_dim
+from .window_size import window_radius
 
 #: finite stand-in for -inf inside the kernels (exp of it minus any finite score is 0)
 NEG = tl.constexpr(-1.0e30)
@@ -279,7 +280,7 @@ class _Launch:
         nb = layout.num_bev_keys
         wb = layout.bev_shape[1] if layout.bev_shape is not None else 1
         hc, wc = (layout.cam_shape[1], layout.cam_shape[2]) if layout.cam_shape is not None else (1, 1)
-        self.geometry = (nb, wb, hc * wc, wc, bias.bev_window // 2, bias.cam_window // 2)
+        self.geometry = (nb, wb, hc * wc, wc, window_radius(bias.bev_window), window_radius(bias.cam_window))
         self.mask = None if mask is None else mask.expand(b, h, nq, k.shape[2])
         self.mask_strides = (0, 0, 0, 0) if mask is None else self.mask.stride()
         self.shape = (b, h, nq, k.shape[2], dh)
@@ -380,9 +381,9 @@ def triton_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, mask: Optional[
                           configs: Optional[Dict[str, KernelConfig]] = None) -> Tensor:
     """softmax(q k^T / sqrt(d) + bias + mask) v through the Triton kernels.
 
-    q [B, h, Q, d], k / v [B, h, K, d] (any strides), bias a `LocalWindowBias`, mask an
-    additive float mask broadcastable to [B, h, Q, K] without fully masked rows
-    (`local_bias_attention` handles those). `configs` overrides the launch configurations
+    q [B, h, Q, d], k / v [B, h, K, d] (any strides), bias a `LocalWindowBias`, mask the
+    additive key-padding mask [B, 1, 1, K] (`key_padding.additive_key_padding`) without
+    a fully padded sample (`local_bias_attention` handles those). `configs` overrides the launch configurations
     of `triton_configs.py` (tests run every entry in the interpreter). Returns q's dtype.
     """
     capability = None if triton_interpreted() else torch.cuda.get_device_capability(q.device)

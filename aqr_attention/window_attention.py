@@ -10,7 +10,8 @@ O(Q * window keys * C) memory (keys and values: 2 x 2 samples x ~400 queries x 2
 On CPU the compiled kernel (`csrc/window_attention_cpu.cpp`) runs an online
 softmax over each (query, head)'s window keys. Elsewhere (CUDA, the extension not built,
 or the 'torch' back-end of `backends.py`) the two windows are scored with the grouped-box
-scheme of `grouped_route.py` and merged by log-sum-exp, exactly:
+scheme of `grouped_route.py` and merged by log-sum-exp, exactly (`backends.window_route`
+picks the route object once per call):
 
     per modality p:  L_p = logsumexp_{k in window_p} s_k,   o_p = softmax over window_p of s, times v
     L = logaddexp(L_bev, L_cam),   out = sum_p exp(L_p - L) o_p
@@ -28,33 +29,11 @@ from typing import List, Optional
 import torch
 from torch import Tensor
 
-from . import window_attention_cpu as window_kernel
-from .backends import window_attention_backend
-from .grouped_route import gather_box, group_queries, group_window_backward, window_scores
+from .backends import window_attention_backend, window_route
+from .grouped_route import finite_lse
 from .key_layout import WindowPart
+from .key_padding import additive_key_padding
 from .precision import autocast_off, check_dtypes, compute_dtype
-
-
-def _finite(x: Tensor) -> Tensor:
-    """-inf (no visible key) -> 0, so that exp(s - x) gives 0 rather than NaN."""
-    return x.masked_fill(torch.isneginf(x), 0.0)
-
-
-def _group_forward(qs, k, v, mask, groups):
-    """Pure-PyTorch route: per modality the window softmax
-    of each group, merged over modalities by log-sum-exp. Returns (out, lse)."""
-    b, h, nq, d = qs.shape
-    outs = qs.new_zeros(2, b, h, nq, d)          # per modality: normalised output, lse
-    lses = qs.new_full((2, b, h, nq), float('-inf'))
-    for g in groups:
-        i, qi, p = g.sample, g.queries, g.part.index
-        s = window_scores(qs, gather_box(g, k, qs.dtype), mask, g)
-        lse = torch.logsumexp(s, -1)                                       # [h, Qg]
-        probs = (s - _finite(lse)[..., None]).exp_()
-        lses[p, i].index_copy_(1, qi, lse)
-        outs[p, i].index_copy_(1, qi, torch.matmul(probs, gather_box(g, v, qs.dtype)))
-    lse = torch.logaddexp(lses[0], lses[1])
-    return (torch.exp(lses - _finite(lse))[..., None] * outs).sum(0), lse
 
 
 class _LocalWindowAttention(torch.autograd.Function):
@@ -64,12 +43,8 @@ class _LocalWindowAttention(torch.autograd.Function):
     def forward(ctx, q, k, v, parts, mask, chunk_elements):
         b, h, nq, d = q.shape
         qs = (q.to(compute_dtype(q)) * (1.0 / math.sqrt(d))).contiguous()
-        if window_attention_backend(q) == 'cpu_kernel':
-            windows = window_kernel.pack_windows(parts)
-            out, lse = window_kernel.softmax_forward(qs, k, v, mask, windows)
-        else:
-            windows = group_queries(parts, h, d, chunk_elements)
-            out, lse = _group_forward(qs, k, v, mask, windows)
+        windows = window_route(window_attention_backend(q), parts, h, d, chunk_elements)
+        out, lse = windows.softmax(qs, k, v, mask)
         ctx.save_for_backward(q, k, v, out, lse, mask)
         ctx.windows = windows
         return out.to(q.dtype)
@@ -82,34 +57,32 @@ class _LocalWindowAttention(torch.autograd.Function):
         sm = 1.0 / math.sqrt(d)
         acc = compute_dtype(q)
         qs, go = (q.to(acc) * sm).contiguous(), grad_out.to(acc).contiguous()
-        lse = _finite(lse)
+        lse = finite_lse(lse)
         row_term = (go * out).sum(-1)                                      # D = rowsum(dO * O)
         dq = torch.zeros_like(qs)
         # key-major buffers, so that a group's box is a strided view with contiguous rows
         dk = qs.new_zeros(b, k.shape[2], h, d).transpose(1, 2)
         dv = qs.new_zeros(b, v.shape[2], h, d).transpose(1, 2)
         # w = 1: the plain softmax backward on the window keys
-        backward = (window_kernel.window_backward if isinstance(ctx.windows, window_kernel.PackedWindows)
-                    else group_window_backward)
-        backward(qs, k, v, go, row_term, lse, mask, ctx.windows, qs.new_ones(2, b, nq), dq, dk, dv)
+        ctx.windows.backward(qs, k, v, go, row_term, lse, mask, qs.new_ones(2, b, nq), dq, dk, dv)
         return (dq * sm).to(q.dtype), dk.to(k.dtype), dv.to(v.dtype), None, None, None
 
 
 def local_window_attention(q: Tensor, k: Tensor, v: Tensor, parts: List[WindowPart],
-                           mask: Optional[Tensor] = None, chunk_elements: int = 1 << 19) -> Tensor:
+                           key_padding_mask: Optional[Tensor] = None, chunk_elements: int = 1 << 19) -> Tensor:
     """softmax over each query's window keys only, exactly, never O(Q * K).
 
     Args:
         q: [B, heads, Q, d]; k, v: [B, heads, K, d] (any strides; key-major head-split
             views are the fast case).
         parts: the windows, from `KeyLayout.window_parts`.
-        mask: optional additive float mask broadcastable to [B, heads, Q, K] (-inf = hidden
-            key, e.g. image padding).
+        key_padding_mask: optional bool [B, K], True = padding (hidden key, e.g. image
+            padding).
         chunk_elements: memory budget (elements) of one group's scores / gathered keys.
     Returns:
         [B, heads, Q, d]; zeros for a query without a visible window key.
     """
-    check_dtypes(q=q, k=k, v=v, mask=mask)
+    check_dtypes(q=q, k=k, v=v)
     num_keys = sum(p.rows * p.cols for p in parts)
     if k.shape[2] != num_keys or v.shape[2] != num_keys:
         raise ValueError(f'{k.shape[2]} keys, but the windows describe grids of {num_keys} keys')
@@ -117,8 +90,5 @@ def local_window_attention(q: Tensor, k: Tensor, v: Tensor, parts: List[WindowPa
         if tuple(p.row.shape) != (q.shape[0], q.shape[2]):
             raise ValueError(f'the windows are given for {tuple(p.row.shape)} queries, attention has '
                              f'{(q.shape[0], q.shape[2])}')
-    if mask is not None:
-        if mask.dim() != 4:
-            raise ValueError(f'mask must be 4-D (broadcastable to [B, h, Q, K]), got {tuple(mask.shape)}')
-        mask = mask.detach()
+    mask = additive_key_padding(key_padding_mask, q.shape[0], num_keys, compute_dtype(q))
     return _LocalWindowAttention.apply(q, k, v, parts, mask, chunk_elements)

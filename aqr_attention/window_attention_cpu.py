@@ -28,6 +28,7 @@ else:
         warnings.warn(f'aqr_attention: {_source} is newer than its build {_ext.__file__}; rebuild '
                       'with `pip install --no-build-isolation --use-pep517 -e .`')
 
+
 def kernel_available() -> bool:
     """True when the compiled extension is importable."""
     return _ext is not None
@@ -63,7 +64,8 @@ def as_key_buffer(x: Tensor, dtype: torch.dtype = torch.float32) -> Tensor:
 
 
 def _mask(mask: Optional[Tensor], shape: Tuple[int, ...], dtype: torch.dtype) -> Optional[Tensor]:
-    """Additive mask as a [B, h, Q, K] view (broadcast dims get stride 0)."""
+    """The additive key-padding mask [B, 1, 1, K] as the [B, h, Q, K] view the kernel
+    reads (heads and queries get stride 0)."""
     return None if mask is None else mask.to(dtype).expand(*shape)
 
 
@@ -95,3 +97,20 @@ def window_backward(qs: Tensor, k: Tensor, v: Tensor, go: Tensor, row_term: Tens
     return _ext.window_backward(qs.contiguous(), as_key_buffer(k, dt), as_key_buffer(v, dt), go.to(dt).contiguous(),
                                 row_term.to(dt).contiguous(), lse.to(dt).contiguous(), _mask(mask, shape, dt),
                                 *windows, weight.to(dt).contiguous(), dq, dk, dv).sum(2)
+
+
+class KernelWindows:
+    """The compiled kernel's route: the window terms of both attentions (the same
+    interface as the pure-PyTorch `grouped_route.GroupedWindows`)."""
+
+    def __init__(self, parts):
+        self.packed = pack_windows(parts)
+
+    def corrections(self, qs, k, v, mask, weight, lse0):
+        return correction_forward(qs, k, v, mask, self.packed, weight, lse0)
+
+    def softmax(self, qs, k, v, mask):
+        return softmax_forward(qs, k, v, mask, self.packed)
+
+    def backward(self, qs, k, v, go, row_term, lse, mask, weight, dq, dk, dv) -> Tensor:
+        return window_backward(qs, k, v, go, row_term, lse, mask, self.packed, weight, dq, dk, dv)

@@ -16,17 +16,16 @@ from typing import List, Optional, Sequence, Tuple, Union
 import torch
 from torch import Tensor
 
-from .window_attention_cpu import PackedWindows, pack_windows
+from .backends import window_route
 from .bias_attention import local_bias_attention
-from .grouped_route import WindowGroup, group_queries
 from .key_layout import KeyLayout, WindowPart
-from .window_size import WindowSize, split_window_size
+from .window_size import WindowSize, split_window_size, window_radius
 
 
 def window_offsets(window: int, rows: int, cols: int, device) -> Tuple[Tensor, Tensor]:
     """(d_row, d_col) of a window, cut to what can land on a rows x cols grid at all."""
-    r_row = min((window - 1) // 2, rows - 1)
-    r_col = min((window - 1) // 2, cols - 1)
+    r_row = min(window_radius(window), rows - 1)
+    r_col = min(window_radius(window), cols - 1)
     dr, dc = torch.meshgrid(torch.arange(-r_row, r_row + 1, device=device),
                             torch.arange(-r_col, r_col + 1, device=device), indexing='ij')
     return dr.reshape(-1), dc.reshape(-1)
@@ -70,8 +69,7 @@ class LocalWindowBias:
         self.lidar_weight, self.camera_weight = lidar_weight, camera_weight
         self.scale = scale if isinstance(scale, Tensor) else lidar_weight.new_tensor(float(scale))
         self.chunk_elements = chunk_elements
-        self._groups = {}
-        self._packed = None
+        self._routes = {}
         self._window_keys = None
 
     @classmethod
@@ -99,20 +97,14 @@ class LocalWindowBias:
         """The windows as grid parts (`KeyLayout.window_parts`)."""
         return self.layout.window_parts(self.bev_center, self.cam_center, self.bev_window, self.cam_window)
 
-    def groups(self, heads: int, head_dim: int) -> List[WindowGroup]:
-        """The grouped windows of the pure-PyTorch route, built once and shared by every
-        decoder layer that applies this bias (they depend on the centres only, which are
-        fixed at construction)."""
-        key = (heads, head_dim, self.chunk_elements)
-        if key not in self._groups:
-            self._groups[key] = group_queries(self.parts(), heads, head_dim, self.chunk_elements)
-        return self._groups[key]
-
-    def packed_windows(self) -> PackedWindows:
-        """The windows as the compiled kernel takes them, built once per bias."""
-        if self._packed is None:
-            self._packed = pack_windows(self.parts())
-        return self._packed
+    def windows(self, backend: str, heads: int, head_dim: int):
+        """The route object of `backend` ('cpu_kernel' or 'torch', `backends.window_route`)
+        for this bias's windows, built once and shared by every decoder layer that applies
+        the bias (it depends on the centres only, fixed at construction)."""
+        key = (backend, heads, head_dim)
+        if key not in self._routes:
+            self._routes[key] = window_route(backend, self.parts(), heads, head_dim, self.chunk_elements)
+        return self._routes[key]
 
     def window_keys(self) -> Tuple[Tensor, Tensor, int]:
         """Key index [B, Q, n] of every window slot, its validity [B, Q, n] and how many of
@@ -172,6 +164,7 @@ class LocalWindowBias:
         dense = values.new_zeros(*idx.shape[:2], self.num_keys)
         return dense.scatter_add(-1, idx, values)
 
-    def attend(self, q: Tensor, k: Tensor, v: Tensor, mask: Optional[Tensor] = None) -> Tensor:
-        """The `BiasedMultiheadAttention` hook: exact biased attention, never dense."""
-        return local_bias_attention(q, k, v, self, mask=mask)
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tensor] = None) -> Tensor:
+        """The `BiasedMultiheadAttention` hook: exact biased attention, never dense;
+        key_padding_mask bool [B, K] (True = padding) or None."""
+        return local_bias_attention(q, k, v, self, key_padding_mask)

@@ -40,6 +40,12 @@ def split_window_size(window_size: WindowSize, key: str = 'window_size') -> Tupl
     return w, w
 
 
+def window_radius(side: int) -> int:
+    """Cells from a window's centre to its edge: a side of 2r + 1 cells has radius r. The
+    one place the radius is derived; the key layout, the bias and the kernels read it."""
+    return (int(side) - 1) // 2
+
+
 def check_metres(value, key: str) -> float:
     """A finite length > 0 (metres), else a ValueError naming the config key."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:

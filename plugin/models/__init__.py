@@ -1,4 +1,5 @@
 """Model components registered into mmdet3d's MODELS / TASK_UTILS registries."""
+from .aqr import *  # noqa: F401,F403
 from .backbones import *  # noqa: F401,F403
 from .dense_heads import *  # noqa: F401,F403
 from .detectors import *  # noqa: F401,F403

@@ -54,7 +54,7 @@ def test_triton_on_cpu_without_the_interpreter_is_refused(monkeypatch):
 
 def test_the_routes_really_differ(monkeypatch):
     """Each forced back-end runs its own code: the others are made to fail."""
-    from aqr_attention import bias_attention, triton_bias_attention
+    from aqr_attention import grouped_route, triton_bias_attention
     leaves, bias = make_case(3)
     q, k, v = leaves[:3]
 
@@ -65,7 +65,7 @@ def test_the_routes_really_differ(monkeypatch):
     with attention_backend('triton'), pytest.raises(AssertionError, match='wrong route'):
         local_bias_attention(q, k, v, bias)
     monkeypatch.undo()
-    monkeypatch.setattr(bias_attention, '_group_corrections', boom)
+    monkeypatch.setattr(grouped_route.GroupedWindows, 'corrections', boom)
     with attention_backend('cpu_kernel'):
         local_bias_attention(q, k, v, bias)
     with attention_backend('torch'), pytest.raises(AssertionError, match='wrong route'):
@@ -81,17 +81,16 @@ def test_float32_matches_float64_dense(route, window_size, layout):
     check_against_references(leaves, bias, window_size)
 
 
-@pytest.mark.parametrize('mask_kind', ['key_padding', 'dead_row'])
-def test_key_padding_and_dead_rows(route, mask_kind):
+@pytest.mark.parametrize('mask_kind', ['key_padding', 'dead_sample'])
+def test_key_padding_and_dead_samples(route, mask_kind):
     leaves, bias = make_case((5, 3), 'transposed')
-    b, _, nq, _ = leaves[0].shape
+    b = leaves[0].shape[0]
     mask = padding_mask(bias, b)
-    if mask_kind == 'dead_row':
-        mask = mask.expand(b, 1, nq, bias.num_keys).clone()
-        mask[1, :, 4] = float('-inf')
-    out, grads = check_against_references(leaves, bias, (5, 3), mask=mask)
-    if mask_kind == 'dead_row':
-        assert (out[1, :, 4] == 0).all() and (grads[0][1, :, 4] == 0).all()
+    if mask_kind == 'dead_sample':
+        mask[1] = True
+    out, grads = check_against_references(leaves, bias, (5, 3), key_padding_mask=mask)
+    if mask_kind == 'dead_sample':
+        assert (out[1] == 0).all() and (grads[0][1] == 0).all() and (out[0] != 0).any()
 
 
 @pytest.mark.parametrize('shapes', [((5, 6), None), (None, CAMS)], ids=['bev_only', 'cam_only'])
@@ -104,13 +103,13 @@ def test_float64_gradcheck(route):
     """torch.autograd.gradcheck in float64 (finite differences vs the analytic backward)."""
     leaves, bias = make_case((3, 3), 'contiguous', batch=1, nq=4, bev_shape=(3, 4), cam_shape=(2, 2, 3), dim=4)
     leaves = [t.detach().double().requires_grad_() for t in leaves]
-    mask = torch.zeros(1, 1, 1, bias.num_keys, dtype=torch.float64)
-    mask[..., -2] = float('-inf')
+    mask = torch.zeros(1, bias.num_keys, dtype=torch.bool)
+    mask[:, -2] = True
 
     def fn(q, k, v, lw, cw, scale):
         b = LocalWindowBias(bias.bev_shape, bias.cam_shape, bias.bev_center, bias.cam_center, lw, cw,
                             (3, 3), scale=scale)
-        return local_bias_attention(q, k, v, b, mask=mask)
+        return local_bias_attention(q, k, v, b, mask)
 
     out = fn(*leaves)
     assert out.dtype == torch.float64

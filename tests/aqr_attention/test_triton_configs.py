@@ -11,7 +11,7 @@ import torch
 from aqr_attention import attention_backend, backends, local_bias_attention, triton_configs
 from aqr_attention.triton_bias_attention import triton_bias_attention
 from aqr_attention.triton_configs import CONFIGS, KernelConfig, kernel_configs, padded_head_dim
-from tests.helpers.attention_cases import make_case, padding_mask, reference_attention
+from tests.helpers.attention_cases import additive, make_case, padding_mask, reference_attention
 
 
 def test_every_precision_and_head_width_has_a_configuration():
@@ -42,7 +42,7 @@ def test_every_configuration_in_the_interpreter(precision, dim, entry):
     q, k, v = leaves[:3]
     bias = type(bias)(bias.bev_shape, bias.cam_shape, bias.bev_center, bias.cam_center, leaves[3], leaves[4],
                       (5, 3), scale=leaves[5])
-    mask = padding_mask(bias, q.shape[0]).to(dtype)
+    mask = additive(padding_mask(bias, q.shape[0])).to(dtype)
     out = triton_bias_attention(q, k, v, bias, mask, configs=configs)
     go = torch.randn(out.shape, generator=torch.Generator().manual_seed(2), dtype=dtype)
     grads = torch.autograd.grad(out, leaves, go)

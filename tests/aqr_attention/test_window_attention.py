@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from aqr_attention import local_window_attention
-from tests.helpers.attention_cases import CAMS, TOL, LargestNewTensor, loop_dense_bias, make_case, reference_attention
+from tests.helpers.attention_cases import (CAMS, TOL, LargestNewTensor, additive, loop_dense_bias, make_case,
+                                          reference_attention)
 
 # every test here runs through both window routes (conftest.window_route)
 pytestmark = pytest.mark.usefixtures('window_route')
@@ -29,7 +30,7 @@ def check(window_size, layout='contiguous', mask=None, **case):
     allowed = window_indicator(bias, window_size)
     ref_mask = torch.zeros(allowed.shape, dtype=torch.float64).masked_fill(~allowed, float('-inf'))[:, None]
     if mask is not None:
-        ref_mask = ref_mask + mask.double()
+        ref_mask = ref_mask + additive(mask).double()
     ref = reference_attention(q, k, v, torch.zeros_like(allowed, dtype=torch.float64), ref_mask)
     ref_grads = torch.autograd.grad(ref, (q, k, v), go.double())
     torch.testing.assert_close(out.double(), ref, **TOL)
@@ -62,8 +63,8 @@ def test_key_padding_and_tiny_budget():
     """-inf padding on camera keys inside windows; budget 1 splits groups to single queries."""
     b, n_keys, n_bev = 2, 5 * 6 + 3 * 4 * 5, 30
     g = torch.Generator().manual_seed(3)
-    mask = torch.zeros(b, 1, 1, n_keys)
-    mask[..., n_bev:][torch.rand(b, 1, 1, n_keys - n_bev, generator=g) < 0.4] = float('-inf')
+    mask = torch.zeros(b, n_keys, dtype=torch.bool)
+    mask[:, n_bev:] = torch.rand(b, n_keys - n_bev, generator=g) < 0.4
     for budget in (1, 1 << 19):
         check(3, 'transposed', mask=mask, chunk_elements=budget)
 
@@ -112,5 +113,5 @@ def test_autocast_gives_the_float32_result_and_checks_inputs():
     assert all(torch.isfinite(g).all() for g in grads)
     with pytest.raises(ValueError, match='queries'):
         local_window_attention(q[:, :, 1:], k, v, bias.parts())
-    with pytest.raises(ValueError, match='4-D'):
-        local_window_attention(q, k, v, bias.parts(), torch.zeros(k.shape[2]))
+    with pytest.raises(ValueError, match=r'key_padding_mask must be bool \[B, K\]'):
+        local_window_attention(q, k, v, bias.parts(), torch.zeros(k.shape[2], dtype=torch.bool))

@@ -89,9 +89,17 @@ def make_case(window_size, layout='contiguous', batch=2, nq=9, bev_shape=BEV, ca
     return leaves, bias
 
 
-def check_against_references(leaves, bias, window_size, mask=None, force_fallback=False):
+def additive(key_padding_mask):
+    """bool [B, K] (True = padding) -> the additive [B, 1, 1, K] mask of the dense references."""
+    if key_padding_mask is None:
+        return None
+    return torch.zeros(key_padding_mask.shape).masked_fill(key_padding_mask, float('-inf'))[:, None, None]
+
+
+def check_against_references(leaves, bias, window_size, key_padding_mask=None, force_fallback=False):
     q, k, v, lw, cw, scale = leaves
-    out = local_bias_attention(q, k, v, bias, mask=mask, force_fallback=force_fallback)
+    out = local_bias_attention(q, k, v, bias, key_padding_mask, force_fallback=force_fallback)
+    mask = additive(key_padding_mask)
     assert out.shape == q.shape and out.dtype == q.dtype
     assert torch.isfinite(out).all()
     go = torch.randn(out.shape, generator=torch.Generator().manual_seed(1), dtype=out.dtype)
@@ -131,11 +139,11 @@ class LargestNewTensor(TorchDispatchMode):
 
 
 def padding_mask(bias, batch):
-    """-inf on the last column of every camera map and on every 7th camera key."""
-    mask = torch.zeros(batch, 1, 1, bias.num_keys)
-    cam = mask[..., bias.num_bev_keys:].view(batch, 1, 1, *CAMS)
-    cam[..., -1] = float('-inf')
-    mask[..., bias.num_bev_keys::7] = float('-inf')
+    """bool [B, K]: the last column of every camera map and every 7th camera key are padding."""
+    mask = torch.zeros(batch, bias.num_keys, dtype=torch.bool)
+    cam = mask[:, bias.num_bev_keys:].view(batch, *CAMS)
+    cam[..., -1] = True
+    mask[:, bias.num_bev_keys::7] = True
     return mask
 
 

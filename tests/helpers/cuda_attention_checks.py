@@ -19,7 +19,8 @@ import torch
 
 from aqr_attention import LocalWindowBias, attention_backend, local_bias_attention
 from aqr_attention.backends import bias_attention_backend
-from tests.helpers.attention_cases import HALF_TOL, dominant_window_case, make_case, padding_mask, reference_attention
+from tests.helpers.attention_cases import (HALF_TOL, additive, dominant_window_case, make_case, padding_mask,
+                                          reference_attention)
 
 
 def to_cuda(leaves, bias, dtype=torch.float32):
@@ -29,9 +30,11 @@ def to_cuda(leaves, bias, dtype=torch.float32):
     return leaves, bias
 
 
-def compare(leaves, bias, mask, out_tol, grad_tol):
+def compare(leaves, bias, key_padding_mask, out_tol, grad_tol):
+    """key_padding_mask: bool [B, K] (True = padding) or None."""
     q, k, v = leaves[:3]
-    out = local_bias_attention(q, k, v, bias, mask=mask)
+    out = local_bias_attention(q, k, v, bias, key_padding_mask)
+    mask = None if key_padding_mask is None else additive(key_padding_mask.cpu()).cuda()
     assert out.is_cuda and out.dtype == q.dtype and torch.isfinite(out).all()
     go = torch.randn(out.shape, generator=torch.Generator().manual_seed(1)).cuda()
     grads = torch.autograd.grad(out, leaves, go.to(out.dtype))
@@ -89,7 +92,7 @@ def check_half_precision():
         leaves, bias = _large_case((5, 3), dtype)
         with attention_backend('triton'):
             compare(leaves, bias, None, HALF_TOL[dtype], 5 * HALF_TOL[dtype])
-            compare(leaves, bias, padding_mask(bias, 2).cuda().to(dtype), HALF_TOL[dtype], 5 * HALF_TOL[dtype])
+            compare(leaves, bias, padding_mask(bias, 2).cuda(), HALF_TOL[dtype], 5 * HALF_TOL[dtype])
 
 
 def check_float64_gradcheck():

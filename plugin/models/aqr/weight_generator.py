@@ -31,7 +31,6 @@ from mmdet3d.registry import MODELS
 from ..utils.camera_geometry import CameraGeometry
 from ..utils.grids import bev_cells, first_view_cells
 from ..utils.projection import denormalize_points
-from aqr_attention import KeyLayout, WindowSides, local_window_attention, split_window_size
 
 
 class AQRWeights(NamedTuple):
@@ -128,10 +127,7 @@ class AQRWeightGenerator(BaseModule):
         q = self.q_proj(query + query_pos).view(b, nq, h, -1).transpose(1, 2)
         k = self.k_proj(memory + memory_pos).view(b, -1, h, c // h).transpose(1, 2)
         v = self.v_proj(memory).view(b, -1, h, c // h).transpose(1, 2)
-        mask = None   # additive key padding mask [B, 1, 1, K]
-        if key_padding_mask is not None:
-            mask = q.new_zeros(key_padding_mask.shape).masked_fill(key_padding_mask, float('-inf'))[:, None, None]
-        attn = local_window_attention(q, k, v, parts, mask, self.chunk_elements)
+        attn = local_window_attention(q, k, v, parts, key_padding_mask, self.chunk_elements)
         x = self.norms[0](query + self.drop(self.out_proj(attn.transpose(1, 2).reshape(b, nq, c))))
         x = self.norms[1](self.ffn(x))
         weights = torch.tanh(self.weight_head(x))

@@ -12,11 +12,12 @@ Conventions (the same as `nn.MultiheadAttention`, batch first):
       - a float tensor added to the scores before the softmax, broadcastable to
         [B, heads, Q, K]; accepted shapes [Q, K], [B, Q, K] (shared by all heads) and
         [B, heads, Q, K]; its dtype is cast to the query's; gradients flow into it; or
-      - a compact bias object with a method `attend(q, k, v, mask) -> out` taking the
-        per-head tensors q [B, h, Q, d], k/v [B, h, K, d] and the combined additive mask
-        (or None), returning [B, h, Q, d]. This is how an exact bias that is never
-        materialised densely (AQR's `LocalWindowBias`) plugs in without touching
-        this module.
+      - a compact bias object with a method `attend(q, k, v, key_padding_mask) -> out`
+        taking the per-head tensors q [B, h, Q, d], k/v [B, h, K, d] and the bool key
+        padding mask [B, K] (or None), returning [B, h, Q, d]. This is how an exact bias
+        that is never materialised densely (AQR's `LocalWindowBias`) plugs in without
+        touching this module. It serves cross-attention: an `attn_mask` with it is an
+        error.
 A query whose keys are all masked attends to nothing and returns zeros, never NaN.
 """
 from typing import Optional
@@ -121,20 +122,22 @@ class BiasedMultiheadAttention(BaseModule):
         k_in = key if key_pos is None else key + key_pos
         q, k, v = self._heads(self.q_proj(q_in)), self._heads(self.k_proj(k_in)), self._heads(self.v_proj(value))
         b, h, nq, _ = q.shape
-        dense_bias = attn_bias if isinstance(attn_bias, Tensor) else None
-        mask = combine_masks(attn_mask, key_padding_mask, dense_bias, b, h, nq, k.shape[2], q.dtype)
         drop = self.attn_drop if self.training else 0.0
-        if attn_bias is not None and dense_bias is None:
+        if attn_bias is not None and not isinstance(attn_bias, Tensor):
             if not hasattr(attn_bias, 'attend'):
                 raise TypeError(f'attn_bias of type {type(attn_bias).__name__} is neither a tensor '
-                                'nor a compact bias with an attend(q, k, v, mask) method')
+                                'nor a compact bias with an attend(q, k, v, key_padding_mask) method')
+            if attn_mask is not None:
+                raise ValueError(f'a compact attention bias ({type(attn_bias).__name__}) takes a key padding '
+                                 'mask only, not an attn_mask')
             if drop > 0:   # the compact routes have no dropout: refuse rather than train without it
                 raise ValueError(f'attn_drop={self.attn_drop} cannot be applied with a compact attention bias '
                                  f'({type(attn_bias).__name__}); set the cross-attention attn_drop '
                                  '(model.pts_bbox_head.transformer.decoder.layer_cfg.cross_attn_cfg.attn_drop) to 0 - '
                                  'official CMT has none there')
-            out = attn_bias.attend(q, k, v, mask)
+            out = attn_bias.attend(q, k, v, key_padding_mask)
         else:
+            mask = combine_masks(attn_mask, key_padding_mask, attn_bias, b, h, nq, k.shape[2], q.dtype)
             out = sdpa_with_mask(q, k, v, mask, drop)
         out = out.transpose(1, 2).reshape(b, nq, self.embed_dims)
         return identity + self.proj_drop(self.out_proj(out))

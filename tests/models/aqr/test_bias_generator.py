@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import plugin  # noqa: F401
-from plugin.models.layers import AQRWeightGenerator, AttentionBiasGenerator
+from plugin.models.aqr import AQRWeightGenerator, AttentionBiasGenerator
 from tests.helpers.aqr_inputs import PC_RANGE, aqr_inputs
 
 

@@ -11,7 +11,7 @@ import torch
 
 import plugin  # noqa: F401
 from aqr_attention import LocalWindowBias
-from plugin.models.layers import AQRWeightGenerator
+from plugin.models.aqr import AQRWeightGenerator
 from plugin.models.utils import bev_cells, first_view_cells
 from tests.helpers.aqr_inputs import PC_RANGE, aqr_inputs, front_camera
 

@@ -6,7 +6,7 @@ import torch
 import plugin  # noqa: F401
 from aqr_attention.window_size import bev_cell_size, odd_cells
 from plugin.models.utils import focal_lengths
-from plugin.models.layers import AQRWeightGenerator, AttentionBiasGenerator
+from plugin.models.aqr import AQRWeightGenerator, AttentionBiasGenerator
 from tests.helpers.aqr_inputs import PC_RANGE, aqr_inputs
 
 # aqr_inputs: 102.4 m over a 6 x 5 BEV grid (17.07 m x 20.48 m cells, 18.77 m on average);

@@ -97,6 +97,13 @@ def test_compact_bias_object_is_delegated(setup):
     torch.testing.assert_close(out, q + attn.out_proj.bias)
     with pytest.raises(TypeError, match='attend'):
         attn(q, k, v, attn_bias=[1, 2])
+    # the key padding reaches attend() as given: bool [B, K]
+    pad = torch.zeros(2, 11, dtype=torch.bool)
+    pad[1, -3:] = True
+    attn(q, k, v, key_padding_mask=pad, attn_bias=Compact())
+    assert calls[-1][2] is pad and calls[0][2] is None
+    with pytest.raises(ValueError, match='key padding mask only'):
+        attn(q, k, v, attn_mask=torch.zeros(7, 11, dtype=torch.bool), attn_bias=Compact())
 
 
 def test_attention_dropout_with_a_compact_bias_is_refused_not_ignored(setup):
