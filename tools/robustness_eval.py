@@ -1,9 +1,9 @@
 """Evaluate a trained detector under sensor failures: one nuScenes test run per scenario.
 
     python tools/robustness_eval.py CONFIG CHECKPOINT [--work-dir DIR] [--scenarios clean lidar_drop ...]
-        [--scenario-file projects/robustness/scenarios.py] [--label NAME] [--cfg-options k=v ...]
+        [--scenario-file configs/robustness/scenarios.py] [--label NAME] [--cfg-options k=v ...]
 
-Each scenario (see `projects/robustness/scenarios.py`) inserts its failure transforms right
+Each scenario (see `configs/robustness/scenarios.py`) inserts its failure transforms right
 before `Pack3DDetInputs` of the config's test pipeline and runs mmengine's Runner.test()
 with the checkpoint, exactly as tools/test.py would; the nuScenes metric is the real
 nuscenes-devkit evaluation. Writes to the work dir:
@@ -23,7 +23,7 @@ import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 sys.path.insert(0, REPO)
-DEFAULT_SCENARIOS = osp.join(REPO, 'projects/robustness/scenarios.py')
+DEFAULT_SCENARIOS = osp.join(REPO, 'configs/robustness/scenarios.py')
 
 
 def parse_args(argv=None):

@@ -15,7 +15,7 @@ maps, so the rotations go up to 16 degrees (several cells). `--image-size W H` a
 (`--zoom 5` at 256x144 and stride 16: ~1.2 cells per degree at the configs' cost, for a
 field of view 5x narrower). Every model is trained with each seed given through
 `tools/train.py`; then `tools/robustness_eval.py` tests each checkpoint clean and under the
-calibration scenarios of `projects/robustness/scenarios.py` (every camera rotated by 0.5 /
+calibration scenarios of `configs/robustness/scenarios.py` (every camera rotated by 0.5 /
 1 / 2 / 4 / 8 / 16 degrees (`--rotations`), or moved by 5 / 20 cm, the same draw for every
 model) and with every camera blank (how much the model uses its cameras at all). Writes
 to the work root:

@@ -10,7 +10,7 @@ CMT + AQR without and with the modality masking of CMT's recipe (the `*-moddrop`
 configs: no LiDAR in 25 % of the training samples, all cameras blank in another 25 %), each
 with every seed of `--seeds` through `tools/train.py`, then tests every final checkpoint with
 `tools/robustness_eval.py` clean, with the LiDAR dropped and with every camera blank (or
-the scenarios of `--scenarios`, from `projects/robustness/scenarios.py`). Writes to the
+the scenarios of `--scenarios`, from `configs/robustness/scenarios.py`). Writes to the
 work root:
     <model>_seed<S>/               the training run, its config and robustness/
     modality_dropout_study.md      NDS and mAP (mean +- std over seeds) per model and scenario,
@@ -86,7 +86,7 @@ def main(argv=None):
     parser.add_argument('--models', nargs='+', default=list(MODELS), choices=list(MODELS))
     parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
     parser.add_argument('--scenarios', nargs='+', default=SCENARIOS,
-                        help='scenario names of projects/robustness/scenarios.py')
+                        help='scenario names of configs/robustness/scenarios.py')
     parser.add_argument('--work-root', default=osp.join(ROOT, 'work_dirs', 'modality_dropout_study'))
     parser.add_argument('--report-only', action='store_true', help='tables from finished runs only')
     args = parser.parse_args(argv)

@@ -70,7 +70,7 @@ def test_bad_settings_are_refused(study):
 
 def test_scenarios_move_the_cameras_by_the_stated_amount_only(study):
     from mmengine.config import Config
-    scenarios = Config.fromfile(osp.join(REPO, 'projects/robustness/scenarios.py')).scenarios
+    scenarios = Config.fromfile(osp.join(REPO, 'configs/robustness/scenarios.py')).scenarios
     for deg, name in study.ROTATIONS.items():
         (t,) = scenarios[name].transforms
         assert (t.type, t.rotation_deg, t.translation_cm) == ('CalibrationNoise', deg, 0.0)

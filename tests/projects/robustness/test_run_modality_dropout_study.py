@@ -26,7 +26,7 @@ def test_models_are_the_synthetic_configs_with_and_without_masking(study):
         types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
         assert ('ModalityDropout' in types) == name.endswith('-moddrop')
         assert ('aqr_cfg' in cfg.model.pts_bbox_head) == name.startswith('aqr')
-    scenarios = Config.fromfile(osp.join(REPO, 'projects/robustness/scenarios.py')).scenarios
+    scenarios = Config.fromfile(osp.join(REPO, 'configs/robustness/scenarios.py')).scenarios
     assert all(s in scenarios for s in study.SCENARIOS)
 
 
