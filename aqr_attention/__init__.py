@@ -8,7 +8,7 @@ with torch alone (triton is imported only when the Triton route runs), so a mach
 PyTorch and a GPU can check the kernels without the OpenMMLab stack
 (`tools/gpu_check.sh --kernels-only`). One file per concept:
 
-    key_layout.py               KeyLayout: the decoder's key order (BEV grid, then camera maps)
+    key_grid.py                 KeyGrid: the decoder memory's key grids (BEV, then cameras); WindowPart
     window_size.py              window sides: validation, cells from metres
     window_bias.py              LocalWindowBias: the compact bias (O(B * Q) numbers)
     bias_attention.py           local_bias_attention: exact biased attention, never dense
@@ -24,11 +24,11 @@ PyTorch and a GPU can check the kernels without the OpenMMLab stack
 """
 from .backends import BACKENDS, attention_backend, get_attention_backend, set_attention_backend
 from .bias_attention import local_bias_attention
-from .key_layout import KeyLayout, WindowPart
+from .key_grid import KeyGrid, WindowPart
 from .window_attention import local_window_attention
 from .window_bias import LocalWindowBias
 from .window_size import WindowSides, WindowSize, check_window_size, split_window_size
 
 __all__ = ['BACKENDS', 'attention_backend', 'get_attention_backend', 'set_attention_backend',
-           'local_bias_attention', 'KeyLayout', 'WindowPart', 'local_window_attention', 'LocalWindowBias',
+           'local_bias_attention', 'KeyGrid', 'WindowPart', 'local_window_attention', 'LocalWindowBias',
            'WindowSides', 'WindowSize', 'check_window_size', 'split_window_size']

@@ -2,7 +2,7 @@
 
 Both `local_bias_attention` (the bias in every decoder cross-attention) and
 `local_window_attention` (the AQR's LAM-restricted layer) need sums over each query's
-window keys (`KeyLayout.window_parts`). This is the reference route of `backends.py`
+window keys (`KeyGrid.window_parts`). This is the reference route of `backends.py`
 (the compiled CPU kernel and the Triton kernel compute the same numbers).
 
 With tensor ops, computing a window term per query (gather its window keys, reduce
@@ -23,7 +23,7 @@ from typing import List, NamedTuple, Optional
 import torch
 from torch import Tensor
 
-from .key_layout import WindowPart
+from .key_grid import WindowPart
 
 #: cost model of one group, forward + backward (CPU, from profiles of the attention
 #: benchmark and the synthetic model): ~1 ms of fixed cost (~70 small ops of Python and

@@ -7,7 +7,7 @@ of the Triton fused-attention tutorial) that walks all keys of a query block and
 the bias inside each query's windows as it goes: `scale * lidar_weight` where the key's
 BEV cell is within the query's BEV window, `scale * camera_weight` where its camera cell
 is in the query's view and within its camera window. The windows are tested from the
-key index and the layout's grid shapes (`KeyLayout`), so neither a dense bias nor a key
+key index and the key grids' shapes (`KeyGrid`), so neither a dense bias nor a key
 list is ever stored, and there is no correction term to amplify rounding errors.
 
 Backward in two kernels, both deterministic (no atomics):

@@ -28,7 +28,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import torch
 
-from .key_layout import KeyLayout
+from .key_grid import KeyGrid
 from .triton_configs import CAPABILITIES, SHARED_MEMORY, KernelConfig
 from .window_bias import LocalWindowBias
 
@@ -71,7 +71,7 @@ def _inputs(dtype: torch.dtype, head_dim: int, has_mask: bool, shape: Dict):
     """q, k, v as the decoder passes them (head-split views of [B, N, h * d] projections),
     a window bias and a key-padding mask, on the meta device (no memory)."""
     b, h, nq = shape['batch'], shape['heads'], shape['queries']
-    layout = KeyLayout.of(shape['bev_shape'], shape['cam_shape'])
+    layout = KeyGrid.of(shape['bev_shape'], shape['cam_shape'])
     nk = layout.num_keys
 
     def heads(n):

@@ -31,7 +31,7 @@ from torch import Tensor
 
 from .backends import window_attention_backend, window_route
 from .grouped_route import finite_lse
-from .key_layout import WindowPart
+from .key_grid import WindowPart
 from .key_padding import additive_key_padding
 from .precision import autocast_off, check_dtypes, compute_dtype
 
@@ -75,7 +75,7 @@ def local_window_attention(q: Tensor, k: Tensor, v: Tensor, parts: List[WindowPa
     Args:
         q: [B, heads, Q, d]; k, v: [B, heads, K, d] (any strides; key-major head-split
             views are the fast case).
-        parts: the windows, from `KeyLayout.window_parts`.
+        parts: the windows, from `KeyGrid.window_parts`.
         key_padding_mask: optional bool [B, K], True = padding (hidden key, e.g. image
             padding).
         chunk_elements: memory budget (elements) of one group's scores / gathered keys.

@@ -35,7 +35,7 @@ def kernel_available() -> bool:
 
 
 class PackedWindows(NamedTuple):
-    """The kernel's view of `KeyLayout.window_parts`."""
+    """The kernel's view of `KeyGrid.window_parts`."""
     meta: Tensor     # [P, 6] int64: offset, rows, cols, block, radius, weight index
     centres: Tensor  # [P, 4, B, Q] int64: window centre row, col, has a window, visit order
 

@@ -6,7 +6,7 @@ window around its pixel in the one view that sees it, and 0 elsewhere. Stored th
 costs O(B * Q) numbers; the dense [B, Q, K] tensor (387 MB at batch 2, 900 queries and
 56,400 keys) is only built by `to_dense()`, for debugging and tests.
 
-Keys are addressed through the memory's `KeyLayout`. Windows clip at the borders and never
+Keys are addressed by grid position in the decoder memory's key order (`KeyGrid`). Windows clip at the borders and never
 wrap across rows or views; a query with view -1 (seen by no camera) has no camera window.
 `local_bias_attention(q, k, v, bias)` computes the biased attention exactly without the
 dense tensor (`bias_attention.py`).
@@ -18,7 +18,7 @@ from torch import Tensor
 
 from .backends import window_route
 from .bias_attention import local_bias_attention
-from .key_layout import KeyLayout, WindowPart
+from .key_grid import KeyGrid, WindowPart
 from .window_size import WindowSize, split_window_size, window_radius
 
 
@@ -52,7 +52,7 @@ class LocalWindowBias:
                  bev_center: Optional[Tensor], cam_center: Optional[Tensor], lidar_weight: Tensor,
                  camera_weight: Tensor, window_size: WindowSize, scale: Union[float, Tensor] = 1.0,
                  chunk_elements: int = 1 << 19):
-        self.layout = KeyLayout.of(bev_shape, cam_shape)
+        self.layout = KeyGrid.of(bev_shape, cam_shape)
         self.bev_window, self.cam_window = split_window_size(window_size)
         b, q = lidar_weight.shape
         if camera_weight.shape != (b, q):
@@ -73,8 +73,9 @@ class LocalWindowBias:
         self._window_keys = None
 
     @classmethod
-    def from_layout(cls, layout: KeyLayout, *args, **kwargs) -> 'LocalWindowBias':
-        """The bias on the keys of `layout` (the other arguments as in the constructor)."""
+    def from_layout(cls, layout, *args, **kwargs) -> 'LocalWindowBias':
+        """The bias on the keys of `layout` (anything with `bev_shape` and `cam_shape`, such
+        as the decoder memory's `KeyLayout`; the other arguments as in the constructor)."""
         return cls(layout.bev_shape, layout.cam_shape, *args, **kwargs)
 
     @property
@@ -94,7 +95,7 @@ class LocalWindowBias:
         return self.layout.num_keys
 
     def parts(self) -> List[WindowPart]:
-        """The windows as grid parts (`KeyLayout.window_parts`)."""
+        """The windows as grid parts (`KeyGrid.window_parts`)."""
         return self.layout.window_parts(self.bev_center, self.cam_center, self.bev_window, self.cam_window)
 
     def windows(self, backend: str, heads: int, head_dim: int):

@@ -2,7 +2,7 @@
 import torch
 
 import plugin  # noqa: F401
-from aqr_attention import KeyLayout
+from plugin.models.layers.key_layout import KeyLayout
 from plugin.models.utils import CameraGeometry
 
 PC_RANGE = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]

@@ -18,9 +18,10 @@ import torch
 from mmengine.model import BaseModule
 from torch import nn
 
-from aqr_attention import KeyLayout, LocalWindowBias, WindowSides
+from aqr_attention import LocalWindowBias, WindowSides
 from mmdet3d.registry import MODELS
 
+from ..layers.key_layout import KeyLayout
 from ..utils.camera_geometry import CameraGeometry
 from .weight_generator import AQRWeights
 

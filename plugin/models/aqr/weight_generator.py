@@ -25,9 +25,10 @@ from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from aqr_attention import KeyLayout, WindowSides, local_window_attention, split_window_size
+from aqr_attention import KeyGrid, WindowSides, local_window_attention, split_window_size
 from mmdet3d.registry import MODELS
 
+from ..layers.key_layout import KeyLayout
 from ..utils.camera_geometry import CameraGeometry
 from ..utils.grids import bev_cells, first_view_cells
 from ..utils.projection import denormalize_points
@@ -121,7 +122,7 @@ class AQRWeightGenerator(BaseModule):
         if memory.shape[1] != layout.num_keys:
             raise ValueError(f'the memory has {memory.shape[1]} keys, its layout {layout} {layout.num_keys}')
         bev_center, cam_center = self.window_centres(ref, layout, geometry)
-        parts = layout.window_parts(bev_center, cam_center, *self.window_cells(layout, geometry))
+        parts = KeyGrid.of(*layout).window_parts(bev_center, cam_center, *self.window_cells(layout, geometry))
         h = self.num_heads
         # head-split views, key-major: the window attention gathers rows of keys from them
         q = self.q_proj(query + query_pos).view(b, nq, h, -1).transpose(1, 2)

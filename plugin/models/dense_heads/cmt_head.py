@@ -52,10 +52,10 @@ from mmengine.model import BaseModule
 from mmengine.structures import InstanceData
 from torch import Tensor, nn
 
-from aqr_attention import KeyLayout
 from mmdet3d.registry import MODELS, TASK_UTILS
 from mmdet3d.structures import LiDARInstance3DBoxes
 
+from ..layers.key_layout import KeyLayout
 from ..task_modules.box3d_coding import encode_boxes
 from ..utils.bev_sampling import sample_bev
 from ..utils.triplane_sampling import sample_triplane

@@ -2,7 +2,7 @@
 bias hook in every cross-attention.
 
 `CmtTransformer` flattens the BEV and image memories into one key set in the order of a
-`KeyLayout` (`aqr_attention/key_layout.py`, which AQR's windows read) and runs `PETRTransformerDecoder`: a stack of
+`KeyLayout` (`key_layout.py`, which AQR's windows read) and runs `PETRTransformerDecoder`: a stack of
 `PETRTransformerDecoderLayer` (self_attn -> norm -> cross_attn -> norm -> ffn -> norm,
 post-norm) that returns every layer's output. Each of the three accepts `attn_bias` and
 hands it to the cross-attention; see `biased_attention.py` for the bias contract.
@@ -17,8 +17,9 @@ from mmengine.model import BaseModule
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from aqr_attention import KeyLayout
 from mmdet3d.registry import MODELS
+
+from .key_layout import KeyLayout
 
 
 

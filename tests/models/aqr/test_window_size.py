@@ -99,7 +99,7 @@ def test_the_window_ablation_in_metres_from_the_command_line():
 
     from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
-    from aqr_attention import KeyLayout
+    from plugin.models.layers.key_layout import KeyLayout
     from tests.helpers.repo import REPO
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(osp.join(REPO, 'configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'))

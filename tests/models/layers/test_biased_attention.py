@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from aqr_attention import KeyLayout
+from plugin.models.layers.key_layout import KeyLayout
 from plugin.models.layers import BiasedMultiheadAttention, CmtTransformer
 
 

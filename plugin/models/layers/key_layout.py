@@ -1,37 +1,20 @@
 """Where each key of the decoder's memory comes from: the one definition of the key order.
 
 CMT (Yan et al., ICCV 2023) decodes its queries against one key sequence made of the
-BEV feature map and the camera feature maps. AQR's windows address those keys by grid
-position, so the order must be known exactly by the memory builder, the window bias, both
-window attentions and their kernels. `KeyLayout` is that order, built once by
-`CmtTransformer.memory` from the feature shapes and read by every consumer:
+BEV feature map and the camera feature maps. `CmtTransformer.memory` builds it in the
+order of a `KeyLayout`, built once from the feature shapes:
 
     keys [0, H*W)                      BEV cells, row-major
     keys [H*W, H*W + V*h*w)            camera cells, view-major, then row-major
 
-Either block may be absent (LiDAR-only or camera-only models). A window is described on
-a 2-D grid of keys as a `WindowPart`: the BEV grid itself, and the camera maps stacked
-view over view into a (V*h) x w grid whose windows never cross a view boundary.
+Either block may be absent (LiDAR-only or camera-only models). Modules that address keys
+by grid position (AQR's windows, `aqr_attention.KeyGrid`) read the same order from the
+layout's shapes.
 """
-from typing import List, NamedTuple, Optional, Sequence, Tuple
+from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
 from torch import Tensor
-
-from .window_size import window_radius
-
-
-class WindowPart(NamedTuple):
-    """One modality's windows as square windows on a 2-D key grid."""
-    offset: int      # index of the grid's first key
-    rows: int        # grid rows (camera: V * h, views stacked)
-    cols: int
-    block: int       # rows per view: windows never cross a multiple of it (BEV: rows)
-    radius: int      # window_radius(window side)
-    row: Tensor      # [B, Q] long, window centre row on the grid
-    col: Tensor      # [B, Q] long
-    has: Tensor      # [B, Q] bool, the query has a window in this modality
-    index: int       # 0: BEV (lidar_weight), 1: camera (camera_weight)
 
 
 class KeyLayout(NamedTuple):
@@ -63,17 +46,9 @@ class KeyLayout(NamedTuple):
         return 0 if self.bev_shape is None else self.bev_shape[0] * self.bev_shape[1]
 
     @property
-    def cam_offset(self) -> int:
-        """Index of the first camera key."""
-        return self.num_bev_keys
-
-    @property
-    def num_cam_keys(self) -> int:
-        return 0 if self.cam_shape is None else self.cam_shape[0] * self.cam_shape[1] * self.cam_shape[2]
-
-    @property
     def num_keys(self) -> int:
-        return self.num_bev_keys + self.num_cam_keys
+        cams = 0 if self.cam_shape is None else self.cam_shape[0] * self.cam_shape[1] * self.cam_shape[2]
+        return self.num_bev_keys + cams
 
     def flatten(self, bev: Optional[Tensor], img: Optional[Tensor]) -> Tensor:
         """[B, K, C] keys from BEV features [B, C, H, W] and camera features [B, V, C, h, w]."""
@@ -109,32 +84,3 @@ class KeyLayout(NamedTuple):
             return None
         bev = cam_padding.new_zeros(cam_padding.shape[0], self.num_bev_keys)
         return self.concat(bev, cam_padding)
-
-    def bev_key(self, row: Tensor, col: Tensor) -> Tensor:
-        """Key index of BEV cell (row, col)."""
-        return row * self.bev_shape[1] + col
-
-    def cam_key(self, view: Tensor, row: Tensor, col: Tensor) -> Tensor:
-        """Key index of camera cell (row, col) of `view`."""
-        _, h, w = self.cam_shape
-        return self.cam_offset + (view * h + row) * w + col
-
-    def window_parts(self, bev_center: Optional[Tensor], cam_center: Optional[Tensor], bev_window: int,
-                     cam_window: int) -> List[WindowPart]:
-        """The BEV and camera windows as grid parts (a block without centres is skipped).
-
-        bev_center [B, Q, 2] (row, col); cam_center [B, Q, 3] (view, row, col), view -1 =
-        no camera window."""
-        parts = []
-        if self.bev_shape is not None and bev_center is not None:
-            h, w = self.bev_shape
-            c = bev_center.long()
-            parts.append(WindowPart(0, h, w, h, window_radius(bev_window), c[..., 0], c[..., 1],
-                                    torch.ones_like(c[..., 0], dtype=torch.bool), 0))
-        if self.cam_shape is not None and cam_center is not None:
-            nv, h, w = self.cam_shape
-            c = cam_center.long()
-            view = c[..., 0]
-            parts.append(WindowPart(self.cam_offset, nv * h, w, h, window_radius(cam_window),
-                                    view.clamp(min=0) * h + c[..., 1], c[..., 2], view >= 0, 1))
-        return parts
