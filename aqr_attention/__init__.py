@@ -12,7 +12,7 @@ PyTorch and a GPU can check the kernels without the OpenMMLab stack
     window_size.py              window sides: validation, cells from metres
     window_bias.py              LocalWindowBias: the compact bias (O(B * Q) numbers)
     bias_attention.py           local_bias_attention: exact biased attention, never dense
-    window_attention.py         local_window_attention: the LAM's two-window softmax
+    window_attention.py         local_window_attention: the LAM's two-window softmax; LocalWindowMask
     backends.py                 attention_backend: 'auto' / 'cpu_kernel' / 'triton' / 'torch'
     window_attention_cpu.py     the compiled CPU kernel (csrc/window_attention_cpu.cpp)
     triton_configs.py           what the Triton kernels support, and their launch configurations
@@ -25,10 +25,10 @@ PyTorch and a GPU can check the kernels without the OpenMMLab stack
 from .backends import BACKENDS, attention_backend, get_attention_backend, set_attention_backend
 from .bias_attention import local_bias_attention
 from .key_grid import KeyGrid, WindowPart
-from .window_attention import local_window_attention
+from .window_attention import LocalWindowMask, local_window_attention
 from .window_bias import LocalWindowBias
 from .window_size import WindowSides, WindowSize, check_window_size, split_window_size
 
 __all__ = ['BACKENDS', 'attention_backend', 'get_attention_backend', 'set_attention_backend',
-           'local_bias_attention', 'KeyGrid', 'WindowPart', 'local_window_attention', 'LocalWindowBias',
+           'local_bias_attention', 'KeyGrid', 'WindowPart', 'LocalWindowMask', 'local_window_attention', 'LocalWindowBias',
            'WindowSides', 'WindowSize', 'check_window_size', 'split_window_size']

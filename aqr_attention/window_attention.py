@@ -92,3 +92,21 @@ def local_window_attention(q: Tensor, k: Tensor, v: Tensor, parts: List[WindowPa
                              f'{(q.shape[0], q.shape[2])}')
     mask = additive_key_padding(key_padding_mask, q.shape[0], num_keys, compute_dtype(q))
     return _LocalWindowAttention.apply(q, k, v, parts, mask, chunk_elements)
+
+
+class LocalWindowMask:
+    """The LAM's local attention mask as a compact attention bias: an attention module's
+    `attend(q, k, v, key_padding_mask)` hook (as `LocalWindowBias.attend`) that runs
+    `local_window_attention` over these windows, so any attention module that takes a
+    compact bias becomes a window-restricted one.
+
+    Args:
+        parts: the windows, from `KeyGrid.window_parts`.
+        chunk_elements: memory budget (elements) of one group's scores / gathered keys.
+    """
+
+    def __init__(self, parts: List[WindowPart], chunk_elements: int = 1 << 19):
+        self.parts, self.chunk_elements = parts, chunk_elements
+
+    def attend(self, q: Tensor, k: Tensor, v: Tensor, key_padding_mask: Optional[Tensor] = None) -> Tensor:
+        return local_window_attention(q, k, v, self.parts, key_padding_mask, self.chunk_elements)

@@ -5,7 +5,7 @@
 
 Cases, each forward + backward (gradients for the input and the parameters) in its own
 process (peak resident set on CPU, peak allocation on CUDA, above what was held before):
-  * `sdpa`  the generator's self-attention (`SDPAttention`, 8 heads x 64 over d_model 512)
+  * `sdpa`  the generator's self-attention (`BiasedMultiheadAttention`, 8 heads x 64 over d_model 512)
             on 3 x 64 x 64 = 12,288 tokens, batch 1;
   * `mha`   the naive reference: nn.MultiheadAttention(512, 8) called as
             `self_attn(x, x, x)`, i.e. returning the attention weights, same sizes;
@@ -45,7 +45,7 @@ def build_generator():
 
 
 def run_case(method: str, device: str, repeats: int) -> dict:
-    from plugin.models.layers.sdpa_attention import SDPAttention
+    from plugin.models.layers.biased_attention import BiasedMultiheadAttention
     torch.manual_seed(0)
     if method.startswith('generator'):
         module = build_generator().to(device)
@@ -57,7 +57,7 @@ def run_case(method: str, device: str, repeats: int) -> dict:
                 return module(x)
     else:
         if method == 'sdpa':
-            module = SDPAttention(D_MODEL, HEADS, HEAD_DIM)
+            module = BiasedMultiheadAttention(D_MODEL, HEADS, head_dim=HEAD_DIM)
         else:
             module = torch.nn.MultiheadAttention(D_MODEL, HEADS, batch_first=True)
         module = module.to(device)

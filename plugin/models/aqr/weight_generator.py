@@ -10,22 +10,21 @@ Per query:
    the first camera that sees it (view, row, col on the feature map), through the one
    projection helper (`plugin/models/utils/projection.py`); a query no camera sees gets
    no camera window (MoME's fall-back to view 0, pixel (0, 0) is not reproduced);
-2. one PETR-style decoder layer without self-attention (cross-attention, norm, FFN, norm)
-   attends only to the keys of its local attention mask (LAM): a `window_sizes[0]` square
-   on the BEV grid and a `window_sizes[1]` square in its view, through
-   `local_window_attention` (exact, never a dense [queries, keys] mask);
+2. one `PETRTransformerDecoderLayer` without self-attention (cross-attention, norm, FFN,
+   norm) attends only to the keys of its local attention mask (LAM): a `window_sizes[0]`
+   square on the BEV grid and a `window_sizes[1]` square in its view. The mask is a
+   `LocalWindowMask` handed to the layer's cross-attention as its compact attention bias,
+   so it runs `local_window_attention` (exact, never a dense [queries, keys] mask);
 3. Linear(embed_dims, 2) + tanh gives (lidar_weight, camera_weight). The linear layer
    starts at zero, so a fresh model starts with no bias, i.e. as plain CMT.
 """
 from typing import NamedTuple, Optional, Sequence, Tuple
 
 import torch
-from mmcv.cnn import build_norm_layer
-from mmcv.cnn.bricks.transformer import FFN
 from mmengine.model import BaseModule
 from torch import Tensor, nn
 
-from aqr_attention import KeyGrid, WindowSides, local_window_attention, split_window_size
+from aqr_attention import KeyGrid, LocalWindowMask, WindowSides, split_window_size
 from mmdet3d.registry import MODELS
 
 from ..layers.key_layout import KeyLayout
@@ -78,14 +77,12 @@ class AQRWeightGenerator(BaseModule):
         self.embed_dims, self.num_heads = embed_dims, num_heads
         self.pc_range = list(pc_range)
         self.chunk_elements = chunk_elements
-        self.q_proj = nn.Linear(embed_dims, embed_dims)
-        self.k_proj = nn.Linear(embed_dims, embed_dims)
-        self.v_proj = nn.Linear(embed_dims, embed_dims)
-        self.out_proj = nn.Linear(embed_dims, embed_dims)
-        self.drop = nn.Dropout(dropout)
-        self.ffn = FFN(embed_dims=embed_dims, feedforward_channels=feedforward_channels or 2 * embed_dims,
-                       ffn_drop=dropout)
-        self.norms = nn.ModuleList([build_norm_layer(dict(type='LN'), embed_dims)[1] for _ in range(2)])
+        self.layer = MODELS.build(dict(
+            type='PETRTransformerDecoderLayer', self_attn_cfg=None,
+            cross_attn_cfg=dict(type='BiasedMultiheadAttention', embed_dims=embed_dims, num_heads=num_heads,
+                                proj_drop=dropout),
+            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=feedforward_channels or 2 * embed_dims,
+                         ffn_drop=dropout)))
         self.weight_head = nn.Linear(embed_dims, 2)
 
     def init_weights(self):
@@ -118,18 +115,11 @@ class AQRWeightGenerator(BaseModule):
         """ref [B, Q, 3] normalised; query/query_pos [B, Q, C]; memory/memory_pos [B, K, C]
         in the order of `layout` (the memory's `KeyLayout`); key_padding_mask [B, K] (True =
         padding) or None; geometry: the batch's `CameraGeometry` (None without cameras)."""
-        b, nq, c = query.shape
         if memory.shape[1] != layout.num_keys:
             raise ValueError(f'the memory has {memory.shape[1]} keys, its layout {layout} {layout.num_keys}')
         bev_center, cam_center = self.window_centres(ref, layout, geometry)
         parts = KeyGrid.of(*layout).window_parts(bev_center, cam_center, *self.window_cells(layout, geometry))
-        h = self.num_heads
-        # head-split views, key-major: the window attention gathers rows of keys from them
-        q = self.q_proj(query + query_pos).view(b, nq, h, -1).transpose(1, 2)
-        k = self.k_proj(memory + memory_pos).view(b, -1, h, c // h).transpose(1, 2)
-        v = self.v_proj(memory).view(b, -1, h, c // h).transpose(1, 2)
-        attn = local_window_attention(q, k, v, parts, key_padding_mask, self.chunk_elements)
-        x = self.norms[0](query + self.drop(self.out_proj(attn.transpose(1, 2).reshape(b, nq, c))))
-        x = self.norms[1](self.ffn(x))
+        x = self.layer(query, memory, memory, query_pos, memory_pos, key_padding_mask=key_padding_mask,
+                       attn_bias=LocalWindowMask(parts, self.chunk_elements))
         weights = torch.tanh(self.weight_head(x))
         return AQRWeights(weights[..., 0], weights[..., 1], bev_center, cam_center)

@@ -4,10 +4,9 @@ its window bias and attentions in the torch-only package `aqr_attention`."""
 from .biased_attention import BiasedMultiheadAttention, combine_masks, sdpa_with_mask
 from .camera_token_block import CameraTokenBlock
 from .petr_transformer import CmtTransformer, PETRTransformerDecoder, PETRTransformerDecoderLayer
-from .sdpa_attention import SDPAttention
 from .triplane_generator import TriplaneGenerator, TriplaneLayer
 from .triplane_upsampler import TriplaneUpsampler
 
 __all__ = ['BiasedMultiheadAttention', 'combine_masks', 'sdpa_with_mask', 'CmtTransformer',
-           'PETRTransformerDecoder', 'PETRTransformerDecoderLayer', 'SDPAttention', 'TriplaneGenerator', 'TriplaneLayer',
+           'PETRTransformerDecoder', 'PETRTransformerDecoderLayer', 'TriplaneGenerator', 'TriplaneLayer',
            'TriplaneUpsampler', 'CameraTokenBlock']

@@ -1,9 +1,14 @@
 """Multi-head attention through `scaled_dot_product_attention`, with masks and an
-additive attention bias (the hook that AQR's local window bias plugs into).
+additive attention bias (the hook that AQR's local window bias and local window mask plug
+into). The one attention module of this code base: the CMT decoder, AQR's LAM layer, the
+triplane generator and FuTr's camera-token block all use it.
 
 Why not `nn.MultiheadAttention`: it materialises the [B, heads, Q, K] weights and cannot
-reach the fused flash / memory-efficient kernels; the official CMT flash path, in turn,
-silently ignored masks. Here every mask is honoured and the scores never leave SDPA.
+reach the fused flash / memory-efficient kernels (over the 12,288 triplane tokens at
+MoReMouse's sizes that matrix is ~36 GB); the official CMT flash path, in turn, silently
+ignored masks. Here every mask is honoured and the scores never leave SDPA. The head width
+may differ from embed_dims / num_heads (`head_dim`; the projections then map between the
+two widths) and the keys may have their own width (`key_dims`).
 
 Conventions (the same as `nn.MultiheadAttention`, batch first):
   * `attn_mask`: bool [Q, K] or [B*, Q, K] with True = *not allowed*, or float, added.
@@ -82,26 +87,31 @@ class BiasedMultiheadAttention(BaseModule):
     """Drop-in for mmcv's `MultiheadAttention` (batch first) with an `attn_bias` input.
 
     Args:
-        embed_dims: channels of queries, keys and values.
+        embed_dims: channels of the queries (and of the output).
         num_heads: attention heads.
         attn_drop: dropout on the attention probabilities (training only; refused with a compact
             bias, whose routes have no dropout).
         proj_drop: dropout after the output projection.
+        head_dim: width of one head (default embed_dims // num_heads, which must divide).
+        key_dims: channels of the keys and values (default embed_dims).
     """
 
     def __init__(self, embed_dims: int, num_heads: int, attn_drop: float = 0.0,
-                 proj_drop: float = 0.0, batch_first: bool = True, init_cfg=None, **kwargs):
+                 proj_drop: float = 0.0, batch_first: bool = True, head_dim: Optional[int] = None,
+                 key_dims: Optional[int] = None, init_cfg=None, **kwargs):
         super().__init__(init_cfg)
-        if embed_dims % num_heads:
+        if head_dim is None and embed_dims % num_heads:
             raise ValueError(f'embed_dims {embed_dims} is not divisible by num_heads {num_heads}')
         if not batch_first:
             raise ValueError('BiasedMultiheadAttention is batch first only')
         self.embed_dims, self.num_heads = embed_dims, num_heads
+        self.head_dim = embed_dims // num_heads if head_dim is None else int(head_dim)
+        inner, key_dims = num_heads * self.head_dim, embed_dims if key_dims is None else key_dims
         self.attn_drop = attn_drop
-        self.q_proj = nn.Linear(embed_dims, embed_dims)
-        self.k_proj = nn.Linear(embed_dims, embed_dims)
-        self.v_proj = nn.Linear(embed_dims, embed_dims)
-        self.out_proj = nn.Linear(embed_dims, embed_dims)
+        self.q_proj = nn.Linear(embed_dims, inner)
+        self.k_proj = nn.Linear(key_dims, inner)
+        self.v_proj = nn.Linear(key_dims, inner)
+        self.out_proj = nn.Linear(inner, embed_dims)
         self.proj_drop = nn.Dropout(proj_drop)
 
     def _heads(self, x: Tensor) -> Tensor:
@@ -139,5 +149,5 @@ class BiasedMultiheadAttention(BaseModule):
         else:
             mask = combine_masks(attn_mask, key_padding_mask, attn_bias, b, h, nq, k.shape[2], q.dtype)
             out = sdpa_with_mask(q, k, v, mask, drop)
-        out = out.transpose(1, 2).reshape(b, nq, self.embed_dims)
+        out = out.transpose(1, 2).reshape(b, nq, h * self.head_dim)
         return identity + self.proj_drop(self.out_proj(out))

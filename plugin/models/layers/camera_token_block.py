@@ -13,7 +13,7 @@ LayerNorm -> FFN block of the tokens alone.
 from mmcv.cnn.bricks.transformer import FFN
 from torch import Tensor, nn
 
-from .sdpa_attention import SDPAttention
+from .biased_attention import BiasedMultiheadAttention
 
 
 class CameraTokenBlock(nn.Module):
@@ -31,13 +31,12 @@ class CameraTokenBlock(nn.Module):
         if embed_dims % num_heads:
             raise ValueError(f'CameraTokenBlock: embed_dims ({embed_dims}) must be a multiple of num_heads '
                              f'({num_heads})')
-        self.attn = SDPAttention(embed_dims, num_heads, embed_dims // num_heads, dropout=dropout)
-        self.attn_drop = nn.Dropout(dropout)
+        self.attn = BiasedMultiheadAttention(embed_dims, num_heads, attn_drop=dropout, proj_drop=dropout)
         self.norm1 = nn.LayerNorm(embed_dims)
         # mmcv's FFN adds its input back (add_identity): the second residual
         self.ffn = FFN(embed_dims, feedforward_channels, num_fcs=2, ffn_drop=dropout, add_identity=True)
         self.norm2 = nn.LayerNorm(embed_dims)
 
     def forward(self, tokens: Tensor, bev: Tensor) -> Tensor:
-        tokens = self.norm1(tokens + self.attn_drop(self.attn(tokens, bev)))
+        tokens = self.norm1(self.attn(tokens, bev, bev))   # tokens + dropout(attention), as DETR
         return self.norm2(self.ffn(tokens))

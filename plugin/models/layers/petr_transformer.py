@@ -22,7 +22,6 @@ from mmdet3d.registry import MODELS
 from .key_layout import KeyLayout
 
 
-
 class Memory(NamedTuple):
     """The decoder's keys, in the order of `layout`."""
     feat: Tensor                          # [B, K, C]
@@ -33,26 +32,32 @@ class Memory(NamedTuple):
 
 @MODELS.register_module()
 class PETRTransformerDecoderLayer(BaseModule):
-    """self-attention, norm, cross-attention (with bias), norm, FFN, norm."""
+    """self-attention, norm, cross-attention (with bias), norm, FFN, norm.
 
-    def __init__(self, self_attn_cfg: dict, cross_attn_cfg: dict, ffn_cfg: dict,
+    `self_attn_cfg=None` leaves the self-attention (and its norm) out: cross-attention,
+    norm, FFN, norm, the layer AQR's router attends through."""
+
+    def __init__(self, self_attn_cfg: Optional[dict], cross_attn_cfg: dict, ffn_cfg: dict,
                  norm_cfg: dict = dict(type='LN'), with_cp: bool = False, init_cfg=None):
         super().__init__(init_cfg)
-        self.self_attn = MODELS.build(self_attn_cfg)
+        self.self_attn = MODELS.build(self_attn_cfg) if self_attn_cfg is not None else None
         self.cross_attn = MODELS.build(cross_attn_cfg)
-        self.embed_dims = self.self_attn.embed_dims
+        self.embed_dims = self.cross_attn.embed_dims
         self.ffn = FFN(**ffn_cfg)
-        self.norms = nn.ModuleList([build_norm_layer(norm_cfg, self.embed_dims)[1] for _ in range(3)])
+        num_norms = 2 if self.self_attn is None else 3
+        self.norms = nn.ModuleList([build_norm_layer(norm_cfg, self.embed_dims)[1] for _ in range(num_norms)])
         self.with_cp = with_cp
 
     def _forward(self, query, key, value, query_pos, key_pos, self_attn_mask, key_padding_mask,
                  attn_bias):
-        query = self.norms[0](self.self_attn(query, query, query, query_pos=query_pos,
-                                             key_pos=query_pos, attn_mask=self_attn_mask))
-        query = self.norms[1](self.cross_attn(query, key, value, query_pos=query_pos,
-                                              key_pos=key_pos, key_padding_mask=key_padding_mask,
-                                              attn_bias=attn_bias))
-        return self.norms[2](self.ffn(query))
+        norms = iter(self.norms)
+        if self.self_attn is not None:
+            query = next(norms)(self.self_attn(query, query, query, query_pos=query_pos,
+                                               key_pos=query_pos, attn_mask=self_attn_mask))
+        query = next(norms)(self.cross_attn(query, key, value, query_pos=query_pos,
+                                            key_pos=key_pos, key_padding_mask=key_padding_mask,
+                                            attn_bias=attn_bias))
+        return next(norms)(self.ffn(query))
 
     def forward(self, query: Tensor, key: Tensor, value: Tensor, query_pos: Optional[Tensor] = None,
                 key_pos: Optional[Tensor] = None, self_attn_mask: Optional[Tensor] = None,

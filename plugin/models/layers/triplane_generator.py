@@ -7,8 +7,8 @@ Learnable tokens, `internal_resolution`^2 per plane for the XY, XZ and YZ planes
 64 = 12,288 by default), each plus a learned plane embedding and a 2D position embedding
 (sine of the cell centre, through a learned linear layer). Every layer is pre-norm:
 self-attention over all tokens of all three planes, cross-attention to the scene context,
-FFN. Attention goes through `SDPAttention` (flash / memory-efficient SDPA, head width
-`head_dim` independent of `d_model`), so no tokens x tokens matrix is ever formed. Then
+FFN. Attention goes through `BiasedMultiheadAttention` (flash / memory-efficient SDPA, head
+width `head_dim` independent of `d_model`), so no tokens x tokens matrix is ever formed. Then
 `TriplaneUpsampler` lifts every plane to `triplane_resolution` with `output_channels`.
 
 Plane layout (what `utils.triplane_sampling` reads): plane 0 = XY (rows y, columns x,
@@ -26,7 +26,7 @@ from torch.utils.checkpoint import checkpoint
 from mmdet3d.registry import MODELS
 
 from ..utils.position_embedding import sine_embedding
-from .sdpa_attention import SDPAttention
+from .biased_attention import BiasedMultiheadAttention
 
 NUM_PLANES = 3
 
@@ -38,14 +38,15 @@ class TriplaneLayer(nn.Module):
                  dropout: float = 0.0):
         super().__init__()
         self.norm_self, self.norm_cross, self.norm_ffn = (nn.LayerNorm(d_model) for _ in range(3))
-        self.self_attn = SDPAttention(d_model, num_heads, head_dim, dropout=dropout)
-        self.cross_attn = SDPAttention(d_model, num_heads, head_dim, key_dim=context_dim, dropout=dropout)
+        self.self_attn = BiasedMultiheadAttention(d_model, num_heads, attn_drop=dropout, head_dim=head_dim)
+        self.cross_attn = BiasedMultiheadAttention(d_model, num_heads, attn_drop=dropout, head_dim=head_dim,
+                                                   key_dims=context_dim)
         self.ffn = nn.Sequential(nn.Linear(d_model, ffn_channels), nn.GELU(), nn.Dropout(dropout),
                                  nn.Linear(ffn_channels, d_model))
 
     def forward(self, x: Tensor, context: Tensor, context_padding_mask: Optional[Tensor] = None) -> Tensor:
-        x = x + self.self_attn(self.norm_self(x))
-        x = x + self.cross_attn(self.norm_cross(x), context, context_padding_mask)
+        x = self.self_attn(self.norm_self(x), identity=x)
+        x = self.cross_attn(self.norm_cross(x), context, context, identity=x, key_padding_mask=context_padding_mask)
         return x + self.ffn(self.norm_ffn(x))
 
 

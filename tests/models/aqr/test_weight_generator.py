@@ -94,15 +94,16 @@ def _dense_lam_reference(aqr, ref, query, query_pos, memory, memory_pos, pad, la
                           and abs(col - cam_c[i, q, 2]) <= rc)
                 allowed[i, q, key] = bool(ok) and not pad[i, key]
     h = aqr.num_heads
-    qh = aqr.q_proj(query + query_pos).view(b, nq, h, -1).transpose(1, 2)
-    kh = aqr.k_proj(memory + memory_pos).view(b, k, h, -1).transpose(1, 2)
-    vh = aqr.v_proj(memory).view(b, k, h, -1).transpose(1, 2)
+    lam = aqr.layer.cross_attn
+    qh = lam.q_proj(query + query_pos).view(b, nq, h, -1).transpose(1, 2)
+    kh = lam.k_proj(memory + memory_pos).view(b, k, h, -1).transpose(1, 2)
+    vh = lam.v_proj(memory).view(b, k, h, -1).transpose(1, 2)
     s = qh @ kh.transpose(-1, -2) / math.sqrt(c // h)
     s = s.masked_fill(~allowed[:, None], float('-inf'))
     p = torch.nan_to_num(torch.softmax(s, -1))
     attn = (p @ vh).transpose(1, 2).reshape(b, nq, c)
-    x = aqr.norms[0](query + aqr.out_proj(attn))
-    x = aqr.norms[1](aqr.ffn(x))
+    x = aqr.layer.norms[0](query + lam.out_proj(attn))
+    x = aqr.layer.norms[1](aqr.layer.ffn(x))
     return torch.tanh(aqr.weight_head(x)), allowed
 
 
@@ -120,8 +121,8 @@ def test_lam_attention_equals_dense_masked_reference(chunk_elements):
     torch.testing.assert_close(torch.stack([out.lidar_weight, out.camera_weight], -1), ref_w,
                                atol=1e-5, rtol=1e-5)
     assert (out.cam_center[..., 0] == -1).any() and (out.cam_center[..., 0] >= 0).any()
-    g_out = torch.autograd.grad(out.lidar_weight.sum() + out.camera_weight.sum(), aqr.k_proj.weight)[0]
-    g_ref = torch.autograd.grad(ref_w.sum(), aqr.k_proj.weight)[0]
+    g_out = torch.autograd.grad(out.lidar_weight.sum() + out.camera_weight.sum(), aqr.layer.cross_attn.k_proj.weight)[0]
+    g_ref = torch.autograd.grad(ref_w.sum(), aqr.layer.cross_attn.k_proj.weight)[0]
     torch.testing.assert_close(g_out, g_ref, atol=1e-5, rtol=1e-4)
 
 

@@ -10,7 +10,7 @@ from mmengine.registry import init_default_scope
 
 import plugin  # noqa: F401
 from mmdet3d.registry import MODELS
-from plugin.models.layers.sdpa_attention import SDPAttention
+from plugin.models.layers.biased_attention import BiasedMultiheadAttention
 from tests.helpers.attention_cases import LargestNewTensor
 
 
@@ -156,11 +156,17 @@ def test_wrong_context_width_is_a_clear_error():
 
 
 def test_fully_masked_context_gives_zero_attention_not_nan():
-    attn = SDPAttention(8, 2, 4, key_dim=6)
+    """The generator's cross-attention (head width 4 x 2 heads over d_model 8, context width
+    6): a sample whose context is all padding gets no attention term, only the residual and
+    the output projection's bias."""
+    attn = BiasedMultiheadAttention(8, 2, head_dim=4, key_dims=6)
     q, kv = torch.randn(2, 5, 8, requires_grad=True), torch.randn(2, 3, 6)
     mask = torch.tensor([[True, True, True], [False, True, False]])
-    out = attn(q, kv, mask)
-    assert torch.equal(out[0], torch.zeros_like(out[0])) and torch.isfinite(out).all()
+    zero = torch.zeros_like(q)
+    out = attn(q, kv, kv, identity=zero, key_padding_mask=mask)
+    torch.testing.assert_close(out[0], attn.out_proj.bias.expand(5, 8), atol=0, rtol=0)
+    assert torch.isfinite(out).all()
     out.sum().backward()
     assert torch.isfinite(q.grad).all()
-    torch.testing.assert_close(out[1:], attn(q[1:], kv[1:, [0, 2]]))   # masked keys are ignored
+    masked_keys_ignored = attn(q[1:], kv[1:, [0, 2]], kv[1:, [0, 2]], identity=zero[1:])
+    torch.testing.assert_close(out[1:], masked_keys_ignored)
