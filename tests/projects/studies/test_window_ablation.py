@@ -12,7 +12,7 @@ from tests.helpers.tiny_cmt import tiny_options
 
 @pytest.fixture(scope='module')
 def runner():
-    return load_tool('projects/window_ablation/run_window_ablation.py')
+    return load_tool('projects/studies/window_ablation.py')
 
 
 def test_arms_in_cells_and_in_metres(runner):

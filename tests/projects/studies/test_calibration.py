@@ -10,7 +10,7 @@ from tests.helpers.repo import REPO, load_tool
 
 @pytest.fixture(scope='module')
 def study():
-    return load_tool('projects/robustness/run_calibration_study.py')
+    return load_tool('projects/studies/calibration.py')
 
 
 def _pipelines(cfg):

@@ -1,8 +1,8 @@
 """Modality-dropout study: what training with a missing sensor buys when a sensor fails.
 
-    python projects/robustness/run_modality_dropout_study.py --seeds 0 1 2     # 4 models x 3 seeds
-    python projects/robustness/run_modality_dropout_study.py --models aqr aqr-moddrop --seeds 0
-    python projects/robustness/run_modality_dropout_study.py --report-only     # tables from finished runs
+    python projects/studies/modality_dropout.py --seeds 0 1 2     # 4 models x 3 seeds
+    python projects/studies/modality_dropout.py --models aqr aqr-moddrop --seeds 0
+    python projects/studies/modality_dropout.py --report-only     # tables from finished runs
 
 MoME (Park et al., CVPR 2025) keeps 48.2 of its 73.6 nuScenes NDS with the LiDAR dropped,
 because its experts are trained with whole modalities missing. This study trains CMT and
@@ -24,7 +24,7 @@ import json
 import os
 import os.path as osp
 
-from study_runs import ROOT, collect_runs, mean_std, train_and_test
+from runs import ROOT, collect_runs, mean_std, train_and_test
 
 _SYNTHETIC = 'configs/synthetic/{}_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'
 MODELS = {'cmt': _SYNTHETIC.format('cmt'), 'aqr': _SYNTHETIC.format('cmt-aqr'),

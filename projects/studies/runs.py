@@ -1,10 +1,12 @@
-"""Train-then-test runs of the robustness studies, and their statistics over seeds.
+"""What every study shares: its runs, their records and their statistics over seeds.
 
-A study run is one model trained with one seed through `tools/train.py` exactly as a user
-would, then tested on its final checkpoint with `tools/robustness_eval.py` under a list of
-sensor-failure scenarios. A finished run (its final checkpoint, a `robustness.json` that
-holds every requested scenario) is reused, so a long study resumes where it stopped; a run
-directory that was trained with another config or seed is refused rather than reused.
+A study run is one config trained with one seed through `tools/train.py` (or
+`tools/dist_train.sh`) exactly as a user would. The window ablation keeps one JSON record
+per finished run (`save_record` / `load_record`, keyed by the run's command); the
+robustness studies then test each final checkpoint with `tools/robustness_eval.py` under a
+list of sensor-failure scenarios (`train_and_test`). Either way a finished run is reused,
+so a long study resumes where it stopped, and a run of another config, seed or command is
+never taken for it. `mean_std` is the one statistic of every table.
 """
 import hashlib
 import json
@@ -13,6 +15,7 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
+from typing import Optional
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -23,6 +26,26 @@ def run(cmd, log_path: str):
         proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         raise RuntimeError(f'failed ({proc.returncode}): {" ".join(cmd)}; see {log_path}')
+
+
+def load_record(path: str, cmd) -> Optional[dict]:
+    """The saved result of a finished run, or None when there is none or it was trained
+    with another command (other options, data or arguments)."""
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        rec = json.load(f)
+    if rec.get('cmd') != cmd:
+        print(f'   {path} was trained with another command: training again', flush=True)
+        return None
+    return rec
+
+
+def save_record(path: str, run: dict):
+    """Writes the run's record atomically (a crash never leaves half a record)."""
+    with open(path + '.tmp', 'w') as f:
+        json.dump(run, f)
+    os.replace(path + '.tmp', path)
 
 
 def mean_std(values):

@@ -1,10 +1,10 @@
 """Window-size ablation of AQR's local attention bias, over seeds.
 
-    python projects/window_ablation/run_window_ablation.py --seeds 0 1 2               # generated data
-    python projects/window_ablation/run_window_ablation.py --windows-m 3 9 15 --seeds 0 1 2
-    python projects/window_ablation/run_window_ablation.py --nuscenes --gpus 8 --windows-m 3 9 15 \
+    python projects/studies/window_ablation.py --seeds 0 1 2               # generated data
+    python projects/studies/window_ablation.py --windows-m 3 9 15 --seeds 0 1 2
+    python projects/studies/window_ablation.py --nuscenes --gpus 8 --windows-m 3 9 15 \
         --train-args --amp                                                           # 8 GPUs, data/nuscenes
-    python projects/window_ablation/run_window_ablation.py --no-baseline --seeds 0 1 2 \
+    python projects/studies/window_ablation.py --no-baseline --seeds 0 1 2 \
         --configs configs/synthetic/cmt-futr_*-12e_*.py configs/synthetic/cmt-triplane_*-12e_*.py
 
 Trains and evaluates, with the same schedule, the no-bias CMT baseline and the AQR model at
@@ -37,7 +37,8 @@ import sys
 import time
 from typing import Optional
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from runs import ROOT, load_record, mean_std, save_record
+
 CONFIGS = {
     'synthetic': ('configs/synthetic/cmt_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py',
                   'configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'),
@@ -117,12 +118,6 @@ def class_ap(rec: dict, name: str) -> float:
     vals = [rec.get(f'{PREFIX}{name}_AP_dist_{d}') for d in ('0.5', '1.0', '2.0', '4.0')]
     vals = [v for v in vals if v is not None]
     return sum(vals) / len(vals) if vals else float('nan')
-
-
-def mean_std(values):
-    """(mean, sample standard deviation; nan for one value)."""
-    values = list(values)
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else float('nan'))
 
 
 def summarise(runs):
@@ -251,26 +246,6 @@ def main(argv=None):
                         f'{" ".join(args.cfg_options) or "none"}; other arms {" ".join(args.configs) or "none"})')
 
 
-def load_record(path: str, cmd) -> Optional[dict]:
-    """The saved result of a finished run, or None when there is none or it was trained
-    with another command (other options, data or arguments)."""
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        rec = json.load(f)
-    if rec.get('cmd') != cmd:
-        print(f'   {path} was trained with another command: training again', flush=True)
-        return None
-    return rec
-
-
-def save_record(path: str, run: dict):
-    """Writes the run's record atomically (a crash never leaves half a record)."""
-    with open(path + '.tmp', 'w') as f:
-        json.dump(run, f)
-    os.replace(path + '.tmp', path)
-
-
 def run_one(cmd, env, work_dir: str, log_path: str, name: str, seed: int) -> dict:
     """Trains one run (writing into `work_dir`) in a fresh helper process, so its peak RSS
     is its own, and returns its record: evaluations, iteration time, memory and the command."""
@@ -284,6 +259,7 @@ def run_one(cmd, env, work_dir: str, log_path: str, name: str, seed: int) -> dic
     print(f'   done in {res["wall_s"] / 60:.1f} min', flush=True)
     return dict(name=name, seed=seed, evals=evals, iter_s=iter_s, cmd=cmd,
                 memory_mb=cuda_mem if cuda_mem is not None else res['peak_rss_mb'])
+
 
 if __name__ == '__main__':
     main()

@@ -1,8 +1,8 @@
 """Calibration-noise study: NDS of several detectors as their cameras' calibration degrades.
 
-    python projects/robustness/run_calibration_study.py                     # 4 models x seeds 0 1
-    python projects/robustness/run_calibration_study.py --seeds 0 --models cmt futr
-    python projects/robustness/run_calibration_study.py --report-only       # tables from finished runs
+    python projects/studies/calibration.py                     # 4 models x seeds 0 1
+    python projects/studies/calibration.py --seeds 0 --models cmt futr
+    python projects/studies/calibration.py --report-only       # tables from finished runs
 
 Claim under test: fusion that samples the images at projected points (SparseBEV-style, and
 FuTr's spatial path) degrades more gracefully under calibration error than attention over
@@ -25,7 +25,7 @@ to the work root:
     calibration_study.png       NDS against rotation noise and against translation noise
 A run is reused when its checkpoint exists and its robustness.json covers the requested
 scenarios, so the study can be resumed; a run directory of another config or seed is
-refused (`study_runs.py`).
+refused (`runs.py`).
 """
 import argparse
 import json
@@ -34,7 +34,7 @@ import os
 import os.path as osp
 from typing import Optional
 
-from study_runs import collect_runs, mean_std, train_and_test
+from runs import collect_runs, mean_std, train_and_test
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 _SYNTHETIC = 'configs/synthetic/{}_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'

@@ -11,12 +11,12 @@ from tests.helpers.repo import REPO, load_tool
 
 @pytest.fixture(scope='module')
 def study():
-    return load_tool('projects/robustness/run_modality_dropout_study.py')
+    return load_tool('projects/studies/modality_dropout.py')
 
 
 @pytest.fixture(scope='module')
 def runs():
-    return load_tool('projects/robustness/study_runs.py')
+    return load_tool('projects/studies/runs.py')
 
 
 def test_models_are_the_synthetic_configs_with_and_without_masking(study):
