@@ -4,4 +4,4 @@
 # per-query LiDAR / camera weights learn to fall back on the sensor that is left.
 _base_ = ['./cmt-moddrop_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py', '../_base_/models/aqr.py']
 
-model = dict(pts_bbox_head=dict(aqr_cfg={{_base_.aqr_cfg}}, attn_bias_cfg={{_base_.attn_bias_cfg}}))
+model = dict(pts_bbox_head=dict(aqr_cfg={{_base_.aqr_cfg}}))

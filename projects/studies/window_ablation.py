@@ -8,8 +8,8 @@
         --configs configs/synthetic/cmt-futr_*-12e_*.py configs/synthetic/cmt-triplane_*-12e_*.py
 
 Trains and evaluates, with the same schedule, the no-bias CMT baseline and the AQR model at
-each window (in cells: `--windows`, `attn_bias_cfg.window_size=W`; or in metres:
-`--windows-m`, `attn_bias_cfg.window_size_m=M`, the same window on any grid), each with
+each window (in cells: `--windows`, `aqr_cfg.bias.window_size=W`; or in metres:
+`--windows-m`, `aqr_cfg.bias.window_size_m=M`, the same window on any grid), each with
 every seed of `--seeds` (`randomness.seed=S`); `--configs` adds whole configs as arms (the
 fusion necks, the triplane), trained with the same seeds, schedule and overrides; all
 through `tools/train.py` exactly as a user
@@ -171,9 +171,9 @@ def arms(windows, windows_m, baseline: bool, configs=()):
     out = [('CMT (no bias)', 'baseline', [])] if baseline else []
     if not windows and not windows_m and not configs:
         windows = [5, 15, 25]
-    out += [(f'AQR window {w}', 'aqr', [f'model.pts_bbox_head.attn_bias_cfg.window_size={w}'])
+    out += [(f'AQR window {w}', 'aqr', [f'model.pts_bbox_head.aqr_cfg.bias.window_size={w}'])
             for w in windows or []]
-    out += [(f'AQR window {m:g} m', 'aqr', [f'model.pts_bbox_head.attn_bias_cfg.window_size_m={float(m)}'])
+    out += [(f'AQR window {m:g} m', 'aqr', [f'model.pts_bbox_head.aqr_cfg.bias.window_size_m={float(m)}'])
             for m in windows_m or []]
     for config in configs or []:
         if not osp.isfile(osp.join(ROOT, config)):

@@ -16,11 +16,11 @@ def test_aqr_configs_and_window_override(config):
     from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(osp.join(REPO, config))
-    assert cfg.model.pts_bbox_head.attn_bias_cfg.window_size == 15
-    cfg.merge_from_dict({'model.pts_bbox_head.attn_bias_cfg.window_size': 5})
+    assert cfg.model.pts_bbox_head.aqr_cfg.bias.window_size == 15
+    cfg.merge_from_dict({'model.pts_bbox_head.aqr_cfg.bias.window_size': 5})
     head = MODELS.build(cfg.model.pts_bbox_head)
     assert head.attn_bias_generator.window_sizes == (5, 5)
     assert head.aqr.window_sizes == (5, 15) and head.aqr.num_heads == 4
-    cfg.merge_from_dict({'model.pts_bbox_head.attn_bias_cfg.window_size': 4})
-    with pytest.raises(ValueError, match=r'attn_bias_cfg\.window_size'):
+    cfg.merge_from_dict({'model.pts_bbox_head.aqr_cfg.bias.window_size': 4})
+    with pytest.raises(ValueError, match=r'aqr_cfg\.bias\.window_size'):
         MODELS.build(cfg.model.pts_bbox_head)

@@ -10,7 +10,7 @@ def config_parser(doc: str) -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument('config')
     p.add_argument('--cfg-options', nargs='+', action=DictAction,
-                   help='override config keys, e.g. model.pts_bbox_head.attn_bias_cfg.window_size=5')
+                   help='override config keys, e.g. model.pts_bbox_head.aqr_cfg.bias.window_size=5')
     return p
 
 

@@ -35,7 +35,7 @@ def run_model(cfg, checkpoint, index):
         model.init_weights()        # the AQR's zero-initialised weight head, CMT's reference points
     head = model.pts_bbox_head
     if getattr(head, 'aqr', None) is None:
-        raise SystemExit(f'{cfg.filename}: model.pts_bbox_head has no aqr_cfg / attn_bias_cfg; use an AQR config')
+        raise SystemExit(f'{cfg.filename}: model.pts_bbox_head has no aqr_cfg; use an AQR config')
     captured = {}
     # the AQR's first input is the queries' reference points (learned or heatmap peaks)
     head.aqr.register_forward_hook(lambda m, args, out: captured.update(weights=out, ref=args[0]))

@@ -9,8 +9,8 @@ pixel in the view that sees it, 0 elsewhere. The result is a compact `LocalWindo
 through `local_bias_attention`.
 
 Window size is the main ablation (5 / 15 / 25 cells at nuScenes' 0.6 m BEV cell):
-`--cfg-options model.pts_bbox_head.attn_bias_cfg.window_size=5`, or in metres, the same on
-any grid: `attn_bias_cfg.window_size_m=3.0` (`window_size.py` defines the conversion).
+`--cfg-options model.pts_bbox_head.aqr_cfg.bias.window_size=5`, or in metres, the same on
+any grid: `aqr_cfg.bias.window_size_m=3.0` (`window_size.py` defines the conversion).
 """
 from typing import Optional, Sequence, Tuple
 
@@ -25,7 +25,7 @@ from ..layers.key_layout import KeyLayout
 from ..utils.camera_geometry import CameraGeometry
 from .weight_generator import AQRWeights
 
-KEY = 'model.pts_bbox_head.attn_bias_cfg'
+KEY = 'model.pts_bbox_head.aqr_cfg.bias'
 
 
 @MODELS.register_module()

@@ -64,16 +64,16 @@ class AQRWeightGenerator(BaseModule):
                  chunk_elements: int = 1 << 19, window_sizes_m: Optional[Sequence[Optional[float]]] = None,
                  cam_reference_depth: float = 20.0, init_cfg=None):
         super().__init__(init_cfg)
-        cells = split_window_size(tuple(window_sizes), 'aqr_cfg.window_sizes')
+        cells = split_window_size(tuple(window_sizes), 'aqr_cfg.router.window_sizes')
         metres = tuple(window_sizes_m) if window_sizes_m is not None else (None, None)
         if len(metres) != 2:
-            raise ValueError(f'aqr_cfg.window_sizes_m must be a (bev, camera) pair, got {window_sizes_m!r}')
+            raise ValueError(f'aqr_cfg.router.window_sizes_m must be a (bev, camera) pair, got {window_sizes_m!r}')
         self.sides = WindowSides.of(tuple(c if m is None else None for c, m in zip(cells, metres)), metres,
-                                    cam_reference_depth, ('aqr_cfg.window_sizes[0]', 'aqr_cfg.window_sizes[1]',
-                                                          'aqr_cfg.window_sizes_m[0]', 'aqr_cfg.window_sizes_m[1]'),
-                                    'aqr_cfg.cam_reference_depth')
+                                    cam_reference_depth, ('aqr_cfg.router.window_sizes[0]', 'aqr_cfg.router.window_sizes[1]',
+                                                          'aqr_cfg.router.window_sizes_m[0]', 'aqr_cfg.router.window_sizes_m[1]'),
+                                    'aqr_cfg.router.cam_reference_depth')
         if embed_dims % num_heads:
-            raise ValueError(f'aqr_cfg.num_heads={num_heads} does not divide embed_dims={embed_dims}')
+            raise ValueError(f'aqr_cfg.router.num_heads={num_heads} does not divide embed_dims={embed_dims}')
         self.embed_dims, self.num_heads = embed_dims, num_heads
         self.pc_range = list(pc_range)
         self.chunk_elements = chunk_elements

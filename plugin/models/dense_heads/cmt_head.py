@@ -29,10 +29,11 @@ delivers nothing, they still cover the map. With `query_score_prior`, a detectio
 generator's peak query is scored as TransFusion scores it: the decoder's class
 probability times the peak's heatmap score, for the peak's class only.
 
-`aqr_cfg` + `attn_bias_cfg` (optional, together): `AQRWeightGenerator` gives
-every query a LiDAR and a camera weight from a LAM-restricted attention over the memory,
-and `AttentionBiasGenerator` turns them into a `LocalWindowBias` that every decoder
-cross-attention adds to its scores, exactly and without a dense [B, Q, K] tensor.
+`aqr_cfg` (optional) = dict(router=..., bias=...), AQR's one key: the router
+(`AQRWeightGenerator`) gives every query a LiDAR and a camera weight from a LAM-restricted
+attention over the memory, and the bias (`AttentionBiasGenerator`) turns them into a
+`LocalWindowBias` that every decoder cross-attention adds to its scores, exactly and
+without a dense [B, Q, K] tensor.
 
 `triplane_cfg` (optional) = dict(in_channels, reduce='sum'): given the planes of
 `TriplaneNeck`, every query's content gets LayerNorm -> Linear of the triplane features
@@ -141,7 +142,6 @@ class CmtHead(BaseModule):
                  code_weights: Sequence[float] = (2., 2., 1., 1., 1., 1., 1., 1., 0.2, 0.2),
                  dn_cfg: Optional[dict] = dict(num_groups=10, box_noise_scale=1.0, split=0.75, cap_groups=True),
                  aqr_cfg: Optional[dict] = None,
-                 attn_bias_cfg: Optional[dict] = None,
                  query_content: str = 'zeros',
                  aux_heatmap_cfg: Optional[dict] = None,
                  query_generator: Optional[dict] = None,
@@ -208,16 +208,17 @@ class CmtHead(BaseModule):
                                          + [len(task)]) for task in self.tasks])
         self.register_buffer('task_label_maps', maps, persistent=False)
         self.register_buffer('code_weights', torch.tensor(code_weights, dtype=torch.float32), persistent=False)
-        if (aqr_cfg is None) != (attn_bias_cfg is None):
-            raise ValueError('pts_bbox_head.aqr_cfg and pts_bbox_head.attn_bias_cfg go together: the AQR '
-                             'makes the weights, the bias generator applies them; set both or neither')
         self.aqr = self.attn_bias_generator = None
         if aqr_cfg is not None:
+            unknown = set(aqr_cfg) - {'router', 'bias'}
+            if unknown:
+                raise ValueError(f'pts_bbox_head.aqr_cfg takes router=dict(...) and bias=dict(...), got '
+                                 f'{sorted(unknown)}')
             aqr = dict(type='AQRWeightGenerator', embed_dims=embed_dims, pc_range=self.pc_range)
-            aqr.update(aqr_cfg)
+            aqr.update(aqr_cfg.get('router') or {})
             self.aqr = MODELS.build(aqr)
             bias = dict(type='AttentionBiasGenerator', pc_range=self.pc_range)
-            bias.update(attn_bias_cfg)
+            bias.update(aqr_cfg.get('bias') or {})
             self.attn_bias_generator = MODELS.build(bias)
             drops = {getattr(m, 'attn_drop', 0.0) for name, m in self.transformer.named_modules()
                      if name.endswith('cross_attn')}

@@ -9,9 +9,9 @@ from tests.helpers.aqr_inputs import PC_RANGE, aqr_inputs
 
 @pytest.mark.parametrize('bad', [4, 0, -3, 2.5, True, '5'])
 def test_invalid_window_sizes_fail_at_build_naming_the_key(bad):
-    with pytest.raises(ValueError, match=r'attn_bias_cfg\.window_size'):
+    with pytest.raises(ValueError, match=r'aqr_cfg\.bias\.window_size'):
         AttentionBiasGenerator(window_size=bad)
-    with pytest.raises(ValueError, match=r'aqr_cfg\.window_sizes'):
+    with pytest.raises(ValueError, match=r'aqr_cfg\.router\.window_sizes'):
         AQRWeightGenerator(16, PC_RANGE, window_sizes=(5, bad))
 
 

@@ -78,20 +78,20 @@ def test_lam_in_metres_equals_the_lam_in_cells():
 
 @pytest.mark.parametrize('cfg, key', [
     (dict(bev_window_size=5, bev_window_size_m=3.0, pc_range=PC_RANGE), 'bev_window_size and'),
-    (dict(window_size_m=0.0, pc_range=PC_RANGE), r'attn_bias_cfg\.window_size_m'),
-    (dict(window_size_m=float('nan'), pc_range=PC_RANGE), r'attn_bias_cfg\.window_size_m'),
+    (dict(window_size_m=0.0, pc_range=PC_RANGE), r'aqr_cfg\.bias\.window_size_m'),
+    (dict(window_size_m=float('nan'), pc_range=PC_RANGE), r'aqr_cfg\.bias\.window_size_m'),
     (dict(window_size_m=9.0), 'needs pc_range'),
-    (dict(cam_window_size_m=9.0, cam_reference_depth=-1.0), r'attn_bias_cfg\.cam_reference_depth'),
+    (dict(cam_window_size_m=9.0, cam_reference_depth=-1.0), r'aqr_cfg\.bias\.cam_reference_depth'),
 ])
 def test_bad_metre_windows_name_the_key(cfg, key):
     with pytest.raises(ValueError, match=key):
         AttentionBiasGenerator(**cfg)
-    with pytest.raises(ValueError, match=r'aqr_cfg\.window_sizes_m\[0\]'):
+    with pytest.raises(ValueError, match=r'aqr_cfg\.router\.window_sizes_m\[0\]'):
         AQRWeightGenerator(16, PC_RANGE, window_sizes_m=(-3.0, None))
 
 
 def test_the_window_ablation_in_metres_from_the_command_line():
-    """--cfg-options model.pts_bbox_head.attn_bias_cfg.window_size_m=9.0 on the synthetic
+    """--cfg-options model.pts_bbox_head.aqr_cfg.bias.window_size_m=9.0 on the synthetic
     AQR config: 9 m on its 1.6 m grid is 5 cells."""
     import os.path as osp
 
@@ -103,6 +103,6 @@ def test_the_window_ablation_in_metres_from_the_command_line():
     from tests.helpers.repo import REPO
     register_all_modules(init_default_scope=True)
     cfg = Config.fromfile(osp.join(REPO, 'configs/synthetic/cmt-aqr_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'))
-    cfg.merge_from_dict({'model.pts_bbox_head.attn_bias_cfg.window_size_m': 9.0})
+    cfg.merge_from_dict({'model.pts_bbox_head.aqr_cfg.bias.window_size_m': 9.0})
     head = MODELS.build(cfg.model.pts_bbox_head)
     assert head.attn_bias_generator.window_cells(KeyLayout.of((64, 64), None)) == (5, 1)

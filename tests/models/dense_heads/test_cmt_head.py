@@ -24,7 +24,7 @@ def _aqr_head(aqr=True, cross_attn_drop=0.0):
                    layer_cfg=dict(type='PETRTransformerDecoderLayer', self_attn_cfg=attn, cross_attn_cfg=cross,
                                   ffn_cfg=dict(embed_dims=32, feedforward_channels=64)))))
     if aqr:
-        cfg.update(aqr_cfg=dict(window_sizes=(3, 3), num_heads=4), attn_bias_cfg=dict(window_size=3))
+        cfg.update(aqr_cfg=dict(router=dict(window_sizes=(3, 3), num_heads=4), bias=dict(window_size=3)))
     head = MODELS.build(cfg)
     head.init_weights()
     return head
@@ -72,11 +72,14 @@ def test_head_bias_reaches_every_cross_attention_and_starts_as_cmt():
     assert all(torch.isfinite(o).all() for o in (outs[0]['cls'], outs[0]['codes']))
 
 
-def test_head_needs_both_aqr_and_bias_cfg():
+def test_aqr_is_one_key_with_a_router_and_a_bias():
+    """aqr_cfg takes router=dict(...) and bias=dict(...); any other entry (such as the
+    router's own options one level too high) is an error naming the key."""
     from mmdet3d.registry import MODELS
-    with pytest.raises(ValueError, match='aqr_cfg and pts_bbox_head.attn_bias_cfg go together'):
+    with pytest.raises(ValueError, match=r"pts_bbox_head.aqr_cfg takes router=dict\(...\) and bias=dict\(...\), got "
+                                         r"\['window_sizes'\]"):
         MODELS.build(dict(type='CmtHead', class_names=['car'], tasks=[['car']], pc_range=PC_RANGE,
-                          attn_bias_cfg=dict(window_size=5),
+                          aqr_cfg=dict(window_sizes=(5, 5), bias=dict(window_size=5)),
                           transformer=dict(type='CmtTransformer', decoder=dict(
                               type='PETRTransformerDecoder', num_layers=1, layer_cfg=dict(
                                   type='PETRTransformerDecoderLayer',

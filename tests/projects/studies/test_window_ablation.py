@@ -19,7 +19,7 @@ def test_arms_in_cells_and_in_metres(runner):
     assert [a[0] for a in runner.arms(None, None, True)] == ['CMT (no bias)', 'AQR window 5', 'AQR window 15',
                                                           'AQR window 25']
     (name, which, opts), = runner.arms(None, [9], False)
-    assert (name, which, opts) == ('AQR window 9 m', 'aqr', ['model.pts_bbox_head.attn_bias_cfg.window_size_m=9.0'])
+    assert (name, which, opts) == ('AQR window 9 m', 'aqr', ['model.pts_bbox_head.aqr_cfg.bias.window_size_m=9.0'])
 
 
 def test_whole_configs_as_arms(runner):
@@ -40,7 +40,7 @@ def test_seeds_outer_config_arms_in_the_dry_run(runner, capsys, tmp_path):
                                                 '== AQR window 5, seed 1', '== cmt-futr, seed 1']
     futr_cmd = heads[2].split(': ', 1)[1].split()
     assert futr_cmd[2] == futr and futr_cmd[4] == osp.join(str(tmp_path), 'cmt-futr_seed0')
-    assert 'randomness.seed=0' in futr_cmd and not any('attn_bias_cfg' in o for o in futr_cmd)
+    assert 'randomness.seed=0' in futr_cmd and not any('aqr_cfg' in o for o in futr_cmd)
 
 
 def test_launch_commands(runner):
