@@ -14,21 +14,22 @@
 # * the head options of those runs where official CMT differs (shared task MLPs, a 1x1 BEV
 #   projection, LID depth bins, the averaged camera embedding, merged DN losses...): the
 #   demo's accuracy was measured with them (docs/cmt_official_parity.md).
-_base_ = ['../cmt/cmt_voxel0100_r50-800x320_8xb4-cyclic-20e_nus-3d.py']
+# The model is CMT's (`_base_/models/cmt.py`, as the nuScenes configs build it) with those
+# changes; the data and the schedule are the generated set's (`_base_/datasets/synthetic-nus-3d-cpu.py`,
+# `_base_/schedules/synthetic-12e.py`).
+_base_ = ['../_base_/models/cmt.py', '../_base_/datasets/synthetic-nus-3d-cpu.py',
+          '../_base_/schedules/synthetic-12e.py', '../_base_/default_runtime.py']
 
-point_cloud_range = [-51.2, -51.2, -5.0, 51.2, 51.2, 3.0]
+point_cloud_range = _base_.point_cloud_range
 voxel_size = [0.8, 0.8, 8.0]
 bev_size = 128                    # pillar grid: (51.2 + 51.2) / 0.8
-image_size = (256, 144)
 embed_dims = 128
-max_epochs = 12
-data_root = 'data/synthetic_nuscenes/'
-class_names = {{_base_.class_names}}
+class_names = _base_.class_names
 
 _attn = dict(type='BiasedMultiheadAttention', embed_dims=embed_dims, num_heads=4, attn_drop=0.0, proj_drop=0.0)
 model = dict(
     data_preprocessor=dict(voxel_layer=dict(max_num_points=20, voxel_size=voxel_size,
-                                            max_voxels=(16000, 16000))),
+                                            point_cloud_range=point_cloud_range, max_voxels=(16000, 16000))),
     img_backbone=dict(_delete_=True, type='mmdet.ResNet', depth=18, num_stages=4, out_indices=(2, 3),
                       norm_cfg=dict(type='BN2d', requires_grad=True), norm_eval=False, style='pytorch',
                       init_cfg=None),
@@ -41,7 +42,8 @@ model = dict(
     pts_backbone=dict(in_channels=64, out_channels=[64, 128], layer_nums=[3, 3], layer_strides=[2, 2]),
     pts_neck=dict(in_channels=[64, 128], out_channels=[128, 128], upsample_strides=[1, 2]),
     pts_bbox_head=dict(
-        tasks=[class_names], in_channels_bev=256, in_channels_img=embed_dims, embed_dims=embed_dims,
+        class_names=class_names, pc_range=point_cloud_range, tasks=[class_names],
+        in_channels_bev=256, in_channels_img=embed_dims, embed_dims=embed_dims,
         num_query=200, depth_num=32, query_content='bev', aux_heatmap_cfg=dict(),
         query_generator=dict(type='BEVHeatmapQueries'), learned_queries=50,
         task_head=dict(type='SeparateTaskHead'), bev_proj_cfg=None,
@@ -55,47 +57,6 @@ model = dict(
                            ffn_cfg=dict(embed_dims=embed_dims, feedforward_channels=256)))),
         dn_cfg=dict(num_groups=10, cap_groups=False)))
 
-# the parent's pipelines with: 9 sweeps (the generated set's), JPEGs decoded at 1/4 for
-# 256x144 crops (recorded in img_aug_matrix), independent per-view resize without flips, no
-# GT-paste / modality masking / GridMask (the 480-iteration schedule learns without them),
-# and this point-cloud range
-_sweeps = dict(type='LoadPointsFromMultiSweeps', sweeps_num=9, use_dim=[0, 1, 2, 3, 4], pad_empty_sweeps=True,
-               remove_close=True)
-_images = dict(type='LoadMultiViewImageFromFilesReduced', reduce=4, to_float32=True, num_views=6)
-_train_swap = dict(LoadPointsFromMultiSweeps=_sweeps, LoadMultiViewImageFromFiles=_images,
-                   MultiViewImageResizeCrop=dict(type='MultiViewImageResizeCrop', final_size=image_size,
-                                                 resize_lim=(0.94, 1.25), flip_prob=0.0))
-_test_swap = dict(_train_swap, MultiViewImageResizeCrop=dict(type='MultiViewImageResizeCrop', final_size=image_size,
-                                                             resize_lim=(0.94, 1.25), test_mode=True))
-_dropped = ('ObjectSampleWithImages', 'ModalityDropout', 'MultiViewGridMask')
-train_pipeline = [_train_swap.get(t['type'], dict(t, point_cloud_range=point_cloud_range)
-                                  if 'point_cloud_range' in t else t)
-                  for t in _base_.train_pipeline if t['type'] not in _dropped]
-test_pipeline = [_test_swap.get(t['type'], dict(t, point_cloud_range=point_cloud_range)
-                                if 'point_cloud_range' in t else t)
-                 for t in _base_.test_pipeline]
-train_dataloader = dict(
-    batch_size=2, num_workers=2, persistent_workers=False,
-    dataset=dict(_delete_=True, type={{_base_.dataset_type}}, data_root=data_root,
-                 ann_file='nuscenes_infos_train.pkl', pipeline=train_pipeline,
-                 metainfo=dict(classes=class_names, version='v1.0-mini'),
-                 modality=dict(use_lidar=True, use_camera=True),
-                 data_prefix={{_base_.data_prefix}}, test_mode=False, box_type_3d='LiDAR'))
-val_dataloader = dict(
-    num_workers=1, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=test_pipeline,
-                 metainfo=dict(classes=class_names, version='v1.0-mini')))
-test_dataloader = val_dataloader
-val_evaluator = dict(data_root=data_root, ann_file=data_root + 'nuscenes_infos_val.pkl')
-test_evaluator = val_evaluator
-optim_wrapper = dict(_delete_=True, type='OptimWrapper',
-                     optimizer=dict(type='AdamW', lr=1e-3, weight_decay=0.01),
-                     clip_grad=dict(max_norm=35, norm_type=2))
-param_scheduler = [
-    dict(type='LinearLR', start_factor=0.05, by_epoch=False, begin=0, end=100),
-    dict(type='CosineAnnealingLR', T_max=max_epochs, eta_min=1e-5, by_epoch=True, begin=0, end=max_epochs),
-]
-train_cfg = dict(max_epochs=max_epochs, val_interval=max_epochs)
 env_cfg = dict(dist_cfg=dict(backend='gloo'))
 default_hooks = dict(logger=dict(interval=10))
 custom_hooks = [dict(type='ProgressBarHook')]

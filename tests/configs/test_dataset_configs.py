@@ -16,4 +16,16 @@ def test_dataset_configs():
         assert syn[loader].dataset.metainfo.version == 'v1.0-mini'
         assert syn[loader].dataset.metainfo.classes == real.class_names
         assert syn[loader].dataset.pipeline == real[loader].dataset.pipeline
+    # the CPU configs' dataset: the same set, the CPU pipelines; the demo reads them unchanged
+    cpu = Config.fromfile(osp.join(REPO, 'configs/_base_/datasets/synthetic-nus-3d-cpu.py'))
+    demo = Config.fromfile(osp.join(REPO, 'configs/synthetic/cmt_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3d.py'))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        assert cpu[loader].dataset.data_root == syn[loader].dataset.data_root
+        assert cpu[loader].dataset.metainfo == syn[loader].dataset.metainfo
+        assert demo[loader].dataset.pipeline == cpu[loader].dataset.pipeline
+        steps = {t['type']: t for t in cpu[loader].dataset.pipeline}
+        assert steps['LoadMultiViewImageFromFilesReduced']['reduce'] == 4
+        assert steps['LoadPointsFromMultiSweeps']['sweeps_num'] == 9
+        assert steps['MultiViewImageResizeCrop']['final_size'] == cpu.image_size == (256, 144)
+        assert steps['PointsRangeFilter']['point_cloud_range'] == cpu.point_cloud_range == demo.model.pts_bbox_head.pc_range
     assert syn.custom_imports == dict(imports=['plugin'], allow_failed_imports=False)
