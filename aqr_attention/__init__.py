@@ -30,5 +30,6 @@ from .window_bias import LocalWindowBias
 from .window_size import WindowSides, WindowSize, check_window_size, split_window_size
 
 __all__ = ['BACKENDS', 'attention_backend', 'get_attention_backend', 'set_attention_backend',
-           'local_bias_attention', 'KeyGrid', 'WindowPart', 'LocalWindowMask', 'local_window_attention', 'LocalWindowBias',
+           'local_bias_attention', 'KeyGrid', 'WindowPart', 'LocalWindowMask', 'local_window_attention',
+           'LocalWindowBias',
            'WindowSides', 'WindowSize', 'check_window_size', 'split_window_size']

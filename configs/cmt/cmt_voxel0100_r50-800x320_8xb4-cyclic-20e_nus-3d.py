@@ -75,4 +75,3 @@ test_dataloader = val_dataloader
 optim_wrapper = dict(type='AmpOptimWrapper', loss_scale='dynamic', optimizer=dict(lr=1.4e-4))
 param_scheduler = [dict(s, eta_min_ratio=6) if s['type'] == 'CosineAnnealingLR' and s['begin'] == 0 else s
                    for s in _base_.param_scheduler]
-

@@ -27,5 +27,6 @@ def test_dataset_configs():
         assert steps['LoadMultiViewImageFromFilesReduced']['reduce'] == 4
         assert steps['LoadPointsFromMultiSweeps']['sweeps_num'] == 9
         assert steps['MultiViewImageResizeCrop']['final_size'] == cpu.image_size == (256, 144)
-        assert steps['PointsRangeFilter']['point_cloud_range'] == cpu.point_cloud_range == demo.model.pts_bbox_head.pc_range
+        assert steps['PointsRangeFilter']['point_cloud_range'] == cpu.point_cloud_range
+    assert demo.model.pts_bbox_head.pc_range == cpu.point_cloud_range
     assert syn.custom_imports == dict(imports=['plugin'], allow_failed_imports=False)

@@ -68,10 +68,11 @@ class AQRWeightGenerator(BaseModule):
         metres = tuple(window_sizes_m) if window_sizes_m is not None else (None, None)
         if len(metres) != 2:
             raise ValueError(f'aqr_cfg.router.window_sizes_m must be a (bev, camera) pair, got {window_sizes_m!r}')
+        key = 'aqr_cfg.router'
         self.sides = WindowSides.of(tuple(c if m is None else None for c, m in zip(cells, metres)), metres,
-                                    cam_reference_depth, ('aqr_cfg.router.window_sizes[0]', 'aqr_cfg.router.window_sizes[1]',
-                                                          'aqr_cfg.router.window_sizes_m[0]', 'aqr_cfg.router.window_sizes_m[1]'),
-                                    'aqr_cfg.router.cam_reference_depth')
+                                    cam_reference_depth, (f'{key}.window_sizes[0]', f'{key}.window_sizes[1]',
+                                                          f'{key}.window_sizes_m[0]', f'{key}.window_sizes_m[1]'),
+                                    f'{key}.cam_reference_depth')
         if embed_dims % num_heads:
             raise ValueError(f'aqr_cfg.router.num_heads={num_heads} does not divide embed_dims={embed_dims}')
         self.embed_dims, self.num_heads = embed_dims, num_heads

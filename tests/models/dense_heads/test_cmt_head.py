@@ -68,7 +68,8 @@ def test_head_bias_reaches_every_cross_attention_and_starts_as_cmt():
     outs, _ = head(bev, img, geometry=geometry)
     assert not torch.allclose(outs[0]['cls'], ref[0]['cls'], atol=1e-4)
     (outs[0]['cls'].sum() + outs[0]['codes'].sum()).backward()
-    assert head.aqr.layer.cross_attn.k_proj.weight.grad.abs().sum() > 0 and head.aqr.weight_head.weight.grad.abs().sum() > 0
+    assert head.aqr.layer.cross_attn.k_proj.weight.grad.abs().sum() > 0
+    assert head.aqr.weight_head.weight.grad.abs().sum() > 0
     assert all(torch.isfinite(o).all() for o in (outs[0]['cls'], outs[0]['codes']))
 
 
