@@ -13,12 +13,14 @@ PyTorch and a GPU can check the kernels without the OpenMMLab stack
     window_bias.py              LocalWindowBias: the compact bias (O(B * Q) numbers)
     bias_attention.py           local_bias_attention: exact biased attention, never dense
     window_attention.py         local_window_attention: the LAM's two-window softmax; LocalWindowMask
-    backends.py                 attention_backend: 'auto' / 'cpu_kernel' / 'triton' / 'torch'
-    window_attention_cpu.py     the compiled CPU kernel (csrc/window_attention_cpu.cpp)
+    key_padding.py              the [B, K] key-padding mask and its additive form
+    backends.py                 attention_backend: 'auto' / 'cpu_kernel' / 'triton' / 'torch';
+                                window_route: the route object of a call
+    window_attention_cpu.py     the compiled CPU kernel (csrc/window_attention_cpu.cpp), KernelWindows
     triton_configs.py           what the Triton kernels support, and their launch configurations
     triton_bias_attention.py    the Triton (CUDA) kernels of the biased attention
     triton_compile.py           compiles those kernels for GPU targets without a GPU
-    grouped_route.py            the pure-PyTorch reference route (grouped window boxes)
+    grouped_route.py            the pure-PyTorch reference route (grouped window boxes), GroupedWindows
     lse_attention.py            fused attention with its log-sum-exp (correction route)
     precision.py                accumulation dtypes and autocast policy
 """
