@@ -6,8 +6,9 @@ window around its pixel in the one view that sees it, and 0 elsewhere. Stored th
 costs O(B * Q) numbers; the dense [B, Q, K] tensor (387 MB at batch 2, 900 queries and
 56,400 keys) is only built by `to_dense()`, for debugging and tests.
 
-Keys are addressed by grid position in the decoder memory's key order (`KeyGrid`). Windows clip at the borders and never
-wrap across rows or views; a query with view -1 (seen by no camera) has no camera window.
+Keys are addressed by grid position in the decoder memory's key order (`KeyGrid`). Windows
+clip at the borders and never wrap across rows or views; a query with view -1 (seen by no
+camera) has no camera window.
 `local_bias_attention(q, k, v, bias)` computes the biased attention exactly without the
 dense tensor (`bias_attention.py`).
 """

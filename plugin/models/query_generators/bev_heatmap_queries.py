@@ -45,8 +45,8 @@ class BEVHeatmapQueries(BaseModule):
         nn.init.zeros_(self.class_height.weight)
 
     @torch.no_grad()
-    def peaks(self, heatmap: torch.Tensor, with_scores: bool = False):
-        """(x, y) [B, k, 2] and class [B, k] (+ score [B, k] with `with_scores`) of the k =
+    def peaks(self, heatmap: torch.Tensor):
+        """(x, y) [B, k, 2], class [B, k] and heatmap score [B, k] of the k =
         num_query highest 3x3 local maxima of the logits [B, C, H, W]; x, y are normalised
         cell centres (rows y, columns x)."""
         heat = heatmap.detach().sigmoid()
@@ -57,13 +57,13 @@ class BEVHeatmapQueries(BaseModule):
         scores, index = local_maxima_topk(heat, self.num_query)                  # [B, k]
         labels, cell = index // (h * w), index % (h * w)
         xy = torch.stack([(cell % w + 0.5) / w, (cell // w + 0.5) / h], -1).float()   # not in half precision
-        return (xy, labels, scores) if with_scores else (xy, labels)
+        return xy, labels, scores
 
     def forward(self, inputs: QueryInputs) -> QuerySet:
         if inputs.bev_heatmap is None:
             raise ValueError('BEVHeatmapQueries needs the LiDAR BEV map and the head\'s auxiliary heatmap '
                              '(pts_bbox_head.aux_heatmap_cfg); a LiDAR failure is an empty point cloud, which '
                              'still gives one')
-        xy, labels, scores = self.peaks(inputs.bev_heatmap, with_scores=True)
+        xy, labels, scores = self.peaks(inputs.bev_heatmap)
         ref = torch.cat([xy, self.class_height(labels).sigmoid().to(xy.dtype)], -1)
         return QuerySet(ref, self.class_embed(labels), labels, scores)

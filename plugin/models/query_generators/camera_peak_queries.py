@@ -57,8 +57,8 @@ class CameraPeakQueries(BaseModule):
         nn.init.zeros_(self.class_embed.weight)
 
     @torch.no_grad()
-    def peaks(self, heatmap_logits: Tensor, with_scores: bool = False):
-        """class [B, k] and (view, row, col) [B, k, 3] (+ score [B, k] with `with_scores`) of
+    def peaks(self, heatmap_logits: Tensor):
+        """class [B, k], (view, row, col) [B, k, 3] and heatmap score [B, k] of
         the k = num_query highest 3x3 local maxima of the logits [B, V, K, h, w] over all
         views, classes and cells."""
         b, v, c, h, w = heatmap_logits.shape
@@ -66,7 +66,7 @@ class CameraPeakQueries(BaseModule):
             raise ValueError(f'CameraPeakQueries: {self.num_query} queries exceed the {v} x {c} x {h} x {w} '
                              'camera heatmap entries')
         scores, labels, where = view_peaks(heatmap_logits.detach().float().sigmoid(), self.num_query)
-        return (labels, where, scores) if with_scores else (labels, where)
+        return labels, where, scores
 
     @torch.no_grad()
     def lift(self, where: Tensor, centre: dict, inputs: QueryInputs) -> Tensor:
@@ -96,7 +96,7 @@ class CameraPeakQueries(BaseModule):
         if centre is None or inputs.img_feats is None or inputs.geometry is None:
             raise ValueError('CameraPeakQueries needs camera feature maps and the outputs of '
                              'model.img_centre_head (ImageCentreHead)')
-        labels, where, scores = self.peaks(centre['heatmap'], with_scores=True)
+        labels, where, scores = self.peaks(centre['heatmap'])
         ref = self.lift(where, centre, inputs)
         b, k = labels.shape
         bi = torch.arange(b, device=labels.device)[:, None].expand(b, k)

@@ -37,7 +37,7 @@ def test_peaks_are_the_strongest_local_maxima_rows_y_columns_x():
     logits[0, 1, 4, 6] = 2.0          # pedestrian peak at row 4, col 6
     logits[0, 0, 1, 3] = 2.5          # next to the car peak: not a local maximum
     logits[0, 1, 5, 0] = 1.0          # a weaker isolated peak
-    xy, labels = head.query_generator.peaks(logits)
+    xy, labels, _ = head.query_generator.peaks(logits)
     expected = torch.tensor([[(2 + 0.5) / w, (1 + 0.5) / h], [(6 + 0.5) / w, (4 + 0.5) / h],
                              [(0 + 0.5) / w, (5 + 0.5) / h]])
     assert torch.allclose(xy[0], expected) and labels[0].tolist() == [0, 1, 1]

@@ -63,7 +63,7 @@ def test_a_peak_lifted_with_its_gt_depth_is_the_gt_centre(aug):
     dist = torch.cdist(points, truth)
     assert dist.min(0).values.max() < 0.01          # every GT centre has a query within 1 cm
     # content: the image feature at the peak through the linear layer (+ a zero class embedding)
-    labels, where = gen.peaks(centre['heatmap'])
+    labels, where, _ = gen.peaks(centre['heatmap'])
     expected = gen.content_proj(feats[0, 0][:, where[0, :, 1], where[0, :, 2]].T)
     assert sorted(labels[0].tolist()) == [0, 2]
     assert torch.allclose(queries.content[0], expected, atol=1e-6)
