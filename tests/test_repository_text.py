@@ -94,7 +94,7 @@ def test_the_code_map_names_every_source_file():
     with open(osp.join(REPO, 'docs', 'code_map.md'), encoding='utf-8') as f:
         text = f.read()
     missing = []
-    for top in PACKAGES + ('tools',):
+    for top in PACKAGES + ('tools', 'projects'):
         for root, _, names in os.walk(osp.join(REPO, top)):
             for name in names:
                 if name.endswith(('.py', '.sh')) and name != '__init__.py' and '__pycache__' not in root:

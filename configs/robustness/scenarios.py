@@ -20,7 +20,7 @@ scenarios = dict(
                            transforms=[dict(type='CalibrationNoise', rotation_deg=1.0, translation_cm=5.0, seed=0)]),
 )
 
-# calibration error from well under to several feature cells (projects/studies/calibration.py):
+# calibration error from well under to several feature cells (the calibration study of projects/studies/):
 # every camera rotated by 0.5 / 1 / 2 / 4 / 8 / 16 degrees, or moved by 5 / 20 cm, and nothing else
 calibration_levels = {
     **{f'calib_{deg:g}deg': dict(desc=f'every camera rotated by {deg:g} deg', transforms=[

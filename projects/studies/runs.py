@@ -1,13 +1,20 @@
-"""What every study shares: its runs, their records and their statistics over seeds.
+"""One study run: a config trained with one seed exactly as a user would, its tests, and the
+record that lets a long study resume.
 
-A study run is one config trained with one seed through `tools/train.py` (or
-`tools/dist_train.sh`) exactly as a user would. The window ablation keeps one JSON record
-per finished run (`save_record` / `load_record`, keyed by the run's command); the
-robustness studies then test each final checkpoint with `tools/robustness_eval.py` under a
-list of sensor-failure scenarios (`train_and_test`). Either way a finished run is reused,
-so a long study resumes where it stopped, and a run of another config, seed or command is
-never taken for it. `mean_std` is the one statistic of every table.
+A run lives in its own directory: `study_config.py` (the whole config it trains, seed and
+overrides merged in), mmengine's logs and checkpoints, `robustness/` (the tests of
+`tools/robustness_eval.py`, when the study has scenarios) and `study_run.json`, its record:
+
+    {"signature": {"config_sha1", "seed", "gpus", "train_args"},   what makes it this run
+     "arm", "seed",
+     "train": {"evals": [[epoch, metrics]], "iter_s", "memory_mb", "wall_s"},   once trained
+     "tests": {scenario: row of tools/robustness_eval.py}}
+
+A finished training or test is never repeated; a directory that holds a run of another
+signature (another config, seed, process count or train.py argument) is refused, so a
+changed study never reads stale results.
 """
+import glob
 import hashlib
 import json
 import os
@@ -15,44 +22,13 @@ import os.path as osp
 import statistics
 import subprocess
 import sys
-from typing import Optional
+import time
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
-
-def run(cmd, log_path: str):
-    """Runs `cmd` from the repository root with its output in `log_path`; raises on failure."""
-    with open(log_path, 'w') as log:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise RuntimeError(f'failed ({proc.returncode}): {" ".join(cmd)}; see {log_path}')
-
-
-def load_record(path: str, cmd) -> Optional[dict]:
-    """The saved result of a finished run, or None when there is none or it was trained
-    with another command (other options, data or arguments)."""
-    if not osp.isfile(path):
-        return None
-    with open(path) as f:
-        rec = json.load(f)
-    if rec.get('cmd') != cmd:
-        print(f'   {path} was trained with another command: training again', flush=True)
-        return None
-    return rec
-
-
-def save_record(path: str, run: dict):
-    """Writes the run's record atomically (a crash never leaves half a record)."""
-    with open(path + '.tmp', 'w') as f:
-        json.dump(run, f)
-    os.replace(path + '.tmp', path)
-
-
-def mean_std(values):
-    """(mean, sample standard deviation; nan for one value)."""
-    values = list(values)
-    return statistics.mean(values), (statistics.stdev(values) if len(values) > 1 else float('nan'))
-
+RECORD = 'study_run.json'
+PREFIX = 'NuScenes metric/pred_instances_3d_NuScenes/'
 
 # what a run trains and tests with; other top-level variables (such as the unused ones a
 # synthetic config inherits from its nuScenes parent) do not make it another run
@@ -60,92 +36,160 @@ RUN_KEYS = ('model', 'train_dataloader', 'val_dataloader', 'test_dataloader', 't
             'param_scheduler', 'randomness')
 
 
-def run_signature(cfg, seed: int) -> dict:
-    """A digest of what `cfg` trains and tests (`RUN_KEYS`), and the seed."""
+@dataclass(frozen=True)
+class Launch:
+    """How each run trains: `tools/train.py` in one process, or `tools/dist_train.sh` with
+    `gpus` processes (torch.distributed: NCCL on GPUs, gloo on CPU); `train_args` go on to
+    tools/train.py (e.g. --amp)."""
+    gpus: int = 1
+    launcher: Optional[str] = None
+    port: int = 29500
+    train_args: Tuple[str, ...] = ()
+
+    def __post_init__(self):
+        if self.gpus < 1:
+            raise ValueError(f'--gpus must be >= 1, got {self.gpus}')
+        if self.launcher == 'none' and self.gpus > 1:
+            raise ValueError(f'--gpus {self.gpus} needs --launcher pytorch (several processes are launched by '
+                             'tools/dist_train.sh)')
+
+    def command(self, config: str, work_dir: str):
+        """(command, environment) that trains `config` into `work_dir`."""
+        if (self.launcher or ('pytorch' if self.gpus > 1 else 'none')) == 'none':
+            return [sys.executable, osp.join(ROOT, 'tools/train.py'), config, '--work-dir', work_dir,
+                    *self.train_args], dict(os.environ)
+        env = dict(os.environ, PORT=str(self.port), PYTHON=sys.executable)
+        return ['bash', osp.join(ROOT, 'tools/dist_train.sh'), config, str(self.gpus), '--work-dir', work_dir,
+                *self.train_args], env
+
+
+def signature(cfg, seed: int, launch: Launch) -> dict:
+    """A digest of what `cfg` trains and tests (`RUN_KEYS`), the seed and the launch."""
     settings = cfg.to_dict()
     text = json.dumps({k: settings.get(k) for k in RUN_KEYS}, sort_keys=True, default=repr)
-    return dict(config_sha1=hashlib.sha1(text.encode()).hexdigest(), seed=seed)
+    return dict(config_sha1=hashlib.sha1(text.encode()).hexdigest(), seed=seed, gpus=launch.gpus,
+                train_args=list(launch.train_args))
 
 
-def claim_run_dir(work_dir: str, cfg, seed: int):
-    """Records in `work_dir/study_run.json` which config and seed the directory holds; a
-    SystemExit when it already holds another, so a changed study never reuses stale runs.
-    A directory from before these records is judged by the `study_config.py` it holds (its
-    seed is the one the study names it after); one with results but no config is refused."""
-    from mmengine.config import Config
-    os.makedirs(work_dir, exist_ok=True)
-    signature = run_signature(cfg, seed)
-    path = osp.join(work_dir, 'study_run.json')
-    earlier = osp.join(work_dir, 'study_config.py')
-    if osp.exists(path):
-        with open(path) as f:
-            held = json.load(f)
-    elif osp.exists(earlier):
-        held = run_signature(Config.fromfile(earlier), seed)
-    elif any(osp.exists(osp.join(work_dir, name)) for name in ('robustness', 'train.log')):
-        raise SystemExit(f'{work_dir} holds results but no record of the config they came from: delete it, '
-                         'or give another --work-root')
-    else:
-        held = signature   # a new directory, or one holding only a checkpoint copied in
-    if held != signature:
-        raise SystemExit(f'{work_dir} holds a run of another config or seed ({held}, now {signature}): '
-                         'give another --work-root or delete that directory')
-    with open(path, 'w') as f:
-        json.dump(signature, f)
-
-
-def tested_rows(work_dir: str) -> dict:
-    """{scenario: row} of the run's robustness.json ({} before its first test)."""
-    path = osp.join(work_dir, 'robustness', 'robustness.json')
+def read_record(work_dir: str) -> Optional[dict]:
+    path = osp.join(work_dir, RECORD)
     if not osp.exists(path):
-        return {}
+        return None
     with open(path) as f:
-        rows = json.load(f)
-    return {row['scenario']: row for row in (rows['rows'] if isinstance(rows, dict) else rows)}
+        return json.load(f)
 
 
-def train_and_test(cfg, work_dir: str, seed: int, scenarios, label: str) -> dict:
-    """Writes the mmengine Config `cfg` to `<work_dir>/study_config.py`, trains it with
-    `seed` unless its final checkpoint exists, tests that checkpoint under `scenarios` (and
-    those of an earlier test) unless an earlier test covered them all, and returns
-    {scenario: row of tools/robustness_eval.py (mAP, NDS, every metric)}."""
-    claim_run_dir(work_dir, cfg, seed)
-    rows = tested_rows(work_dir)
-    if all(s in rows for s in scenarios):
-        return rows
-    scenarios = list(scenarios) + [s for s in rows if s not in scenarios]   # robustness.json is rewritten whole
+def write_record(work_dir: str, record: dict):
+    """Writes the record atomically (a crash never leaves half a record)."""
+    path = osp.join(work_dir, RECORD)
+    with open(path + '.tmp', 'w') as f:
+        json.dump(record, f, indent=1)
+    os.replace(path + '.tmp', path)
+
+
+def claim(work_dir: str, cfg, seed: int, launch: Launch, arm: str) -> dict:
+    """The record of the run `work_dir` holds (a new one for a new directory); a SystemExit
+    when the directory holds another run, or results without a record."""
+    os.makedirs(work_dir, exist_ok=True)
+    sig = signature(cfg, seed, launch)
+    record = read_record(work_dir)
+    if record is None:
+        if glob.glob(osp.join(work_dir, '*', 'vis_data')) or osp.exists(osp.join(work_dir, 'robustness')):
+            raise SystemExit(f'{work_dir} holds results but no {RECORD} saying which config made them: delete it, '
+                             'or give another --work-root')
+        record = dict(signature=sig, arm=arm, seed=seed, tests={})
+    elif record.get('signature') != sig:
+        raise SystemExit(f'{work_dir} holds a run of another config, seed or launch ({record.get("signature")}, '
+                         f'now {sig}): give another --work-root or delete that directory')
+    return record
+
+
+def final_checkpoint(cfg, work_dir: str) -> str:
+    return osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
+
+
+def run(cfg, work_dir: str, seed: int, scenarios: Sequence[str], launch: Launch, arm: str) -> dict:
+    """Trains the mmengine Config `cfg` (seed and overrides already merged) into `work_dir`
+    unless that run is recorded or its final checkpoint is there (one copied in, e.g. the
+    demo's), tests the checkpoint under the `scenarios` an earlier test did not cover, and
+    returns the run's record."""
+    record = claim(work_dir, cfg, seed, launch, arm)
     config = osp.join(work_dir, 'study_config.py')
     cfg.dump(config)
-    final = osp.join(work_dir, f'epoch_{cfg.train_cfg.max_epochs}.pth')
-    if not osp.exists(final):
-        print(f'training {label} seed {seed} -> {work_dir}', flush=True)
-        run([sys.executable, 'tools/train.py', config, '--work-dir', work_dir, '--cfg-options',
-             f'randomness.seed={seed}', 'train_cfg.val_interval=1000'], osp.join(work_dir, 'train.log'))
-    print(f'testing {label} seed {seed}: {" ".join(scenarios)}', flush=True)
-    run([sys.executable, 'tools/robustness_eval.py', config, final, '--work-dir', osp.join(work_dir, 'robustness'),
-         '--label', label, '--scenarios', *scenarios], osp.join(work_dir, 'robustness.log'))
-    return tested_rows(work_dir)
+    checkpoint = final_checkpoint(cfg, work_dir)
+    if 'train' not in record:
+        if osp.exists(checkpoint):
+            print(f'   {arm} seed {seed}: using the checkpoint {checkpoint}', flush=True)
+            record['train'] = dict(evals=[], checkpoint_given=True)
+        else:
+            print(f'   training {arm} seed {seed} -> {work_dir}', flush=True)
+            record['train'] = train(launch, config, work_dir)
+        write_record(work_dir, record)
+    missing = [s for s in scenarios if s not in record['tests']]
+    if missing:
+        if not osp.exists(checkpoint):
+            raise SystemExit(f'{work_dir}: {missing} are to be tested but {checkpoint} is gone')
+        print(f'   testing {arm} seed {seed}: {" ".join(missing)}', flush=True)
+        out = osp.join(work_dir, 'robustness')
+        call([sys.executable, osp.join(ROOT, 'tools/robustness_eval.py'), config, checkpoint, '--work-dir', out,
+              '--label', arm, '--scenarios', *missing], osp.join(work_dir, 'robustness.log'))
+        with open(osp.join(out, 'robustness.json')) as f:
+            rows = json.load(f)['rows']
+        record['tests'].update({row['scenario']: row for row in rows})
+        write_record(work_dir, record)
+    return record
 
 
-def collect_runs(models, seeds, work_root: str, run, report_only: bool = False, required=('clean',),
-                 on_each=None) -> dict:
-    """{(model, seed): {scenario: row}} over every seed and model: `run(model, seed, work_dir)`
-    trains and tests one run in `<work_root>/<model>_seed<S>`; with `report_only` nothing
-    runs and the finished tests that cover `required` are read instead. `on_each(results)`
-    is called after every run (a table that grows as a long study goes on)."""
-    results = {}
-    for seed in seeds:
-        for name in models:
-            work_dir = osp.join(work_root, f'{name}_seed{seed}')
-            if report_only:
-                rows = tested_rows(work_dir)
-                if not all(s in rows for s in required):
-                    continue
-            else:
-                rows = run(name, seed, work_dir)
-            results[(name, seed)] = rows
-            if on_each is not None:
-                on_each(results)
-    if not results:
-        raise SystemExit(f'no finished run under {work_root}')
-    return results
+# Linux counts the memory a process had before it exec'd into its peak RSS, so the command
+# is started by a small Python process that reports the peak of its children only
+_PEAK_RSS = ('import resource, subprocess, sys; rc = subprocess.call(sys.argv[2:]); '
+             'open(sys.argv[1], "w").write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)); '
+             'sys.exit(rc)')
+
+
+def call(cmd, log_path: str, env=None) -> dict:
+    """Runs `cmd` from the repository root with its output in `log_path`; raises on failure.
+    Returns its peak resident memory (MB; the largest of its processes) and wall time."""
+    start = time.time()
+    peak = log_path + '.peak_rss'
+    with open(log_path, 'w') as log:
+        proc = subprocess.run([sys.executable, '-c', _PEAK_RSS, peak, *cmd], cwd=ROOT, env=env, stdout=log,
+                              stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f'failed ({proc.returncode}): {" ".join(cmd)}; see {log_path}')
+    with open(peak) as f:
+        peak_kb = int(f.read())
+    os.remove(peak)
+    return dict(peak_rss_mb=peak_kb / 1024, wall_s=time.time() - start)
+
+
+def train(launch: Launch, config: str, work_dir: str) -> dict:
+    """Trains `config` into `work_dir`; returns the `train` part of the run's record."""
+    cmd, env = launch.command(config, work_dir)
+    used = call(cmd, osp.join(work_dir, 'train.log'), env)
+    evals, iter_s, cuda_mb = read_scalars(work_dir)
+    print(f'   done in {used["wall_s"] / 60:.1f} min', flush=True)
+    return dict(evals=evals, iter_s=iter_s, memory_mb=cuda_mb if cuda_mb is not None else used['peak_rss_mb'],
+                wall_s=used['wall_s'])
+
+
+def read_scalars(work_dir: str):
+    """(evaluations [(epoch, metrics)], median iteration time, logged CUDA memory or None)
+    from mmengine's vis_data/scalars.json of the run's last training."""
+    files = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data', 'scalars.json')))
+    if not files:
+        raise FileNotFoundError(f'no vis_data/scalars.json under {work_dir}')
+    evals, times, memory, epoch = [], [], [], 0
+    with open(files[-1]) as f:
+        for line in f:
+            rec = json.loads(line)
+            if PREFIX + 'mAP' in rec:
+                evals.append([rec.get('step', epoch), rec])
+            elif 'time' in rec:
+                times.append(rec['time'])
+                epoch = rec.get('epoch', epoch)
+                if 'memory' in rec:
+                    memory.append(rec['memory'])
+    # the first logged iterations include start-up (data workers, allocator warm-up)
+    steady = times[len(times) // 5:] or times
+    return evals, statistics.median(steady) if steady else float('nan'), (max(memory) if memory else None)
