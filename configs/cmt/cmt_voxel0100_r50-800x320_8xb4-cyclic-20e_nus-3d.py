@@ -38,26 +38,35 @@ img_aug = dict(type='MultiViewImageResizeCrop', final_size=image_size, resize_li
 # official test sizing: scale max(320 / 900, 800 / 1600) = 0.5, 800x450 cropped to its lower 320 rows
 img_test = dict(type='MultiViewImageResizeCrop', final_size=image_size, bot_pct_lim=(0.0, 0.0), test_mode=True,
                 test_scale='fit')
-# the dataset config's pipelines with official CMT's augmentation, its 10 sweeps + the
-# keyframe (sweeps_num means the same in mmdet3d 0.17 and 1.4; no padding of sweep-less
-# samples, close points kept), this range and the image resizing
-_sweeps = dict(type='LoadPointsFromMultiSweeps', sweeps_num=10, use_dim=[0, 1, 2, 3, 4])
-_train_after = dict(  # steps inserted after the step of that type
-    LoadAnnotations3D=[
-        gt_paste, modal_mask, img_aug, grid_mask,
-        dict(type='GlobalRotScaleTrans', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],
-             translation_std=[0.5, 0.5, 0.5]),
-        dict(type='LiDARRandomFlip3D', flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5)],
-    ComputeLidar2Img=[dict(type='PointShuffle')])
-_test_after = dict(LoadMultiViewImageFromFiles=[img_test])
-train_pipeline = [step for t in _base_.train_pipeline
-                  for step in [_sweeps if t['type'] == _sweeps['type'] else
-                               dict(t, point_cloud_range=point_cloud_range) if 'point_cloud_range' in t else t]
-                  + _train_after.get(t['type'], [])]
-test_pipeline = [step for t in _base_.test_pipeline
-                 for step in [_sweeps if t['type'] == _sweeps['type'] else
-                              dict(t, point_cloud_range=point_cloud_range) if 'point_cloud_range' in t else t]
-                 + _test_after.get(t['type'], [])]
+# official CMT's 10 sweeps + the keyframe (sweeps_num means the same in mmdet3d 0.17 and 1.4;
+# no padding of sweep-less samples, close points kept)
+_load = [
+    dict(type='LoadPointsFromFile', coord_type='LIDAR', load_dim=5, use_dim=5, backend_args=None),
+    dict(type='LoadPointsFromMultiSweeps', sweeps_num=10, use_dim=[0, 1, 2, 3, 4]),
+    dict(type='LoadMultiViewImageFromFiles', to_float32=True, num_views=len(_base_.camera_names), backend_args=None),
+]
+train_pipeline = _load + [
+    dict(type='LoadAnnotations3D', with_bbox_3d=True, with_label_3d=True, with_attr_label=False),
+    gt_paste,
+    modal_mask,
+    img_aug,
+    grid_mask,
+    dict(type='GlobalRotScaleTrans', rot_range=[-0.3925 * 2, 0.3925 * 2], scale_ratio_range=[0.9, 1.1],
+         translation_std=[0.5, 0.5, 0.5]),
+    dict(type='LiDARRandomFlip3D', flip_ratio_bev_horizontal=0.5, flip_ratio_bev_vertical=0.5),
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ObjectRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ObjectNameFilter', classes=class_names),
+    dict(type='ComputeLidar2Img'),
+    dict(type='PointShuffle'),
+    dict(type='Pack3DDetInputs', keys=['points', 'img', 'gt_bboxes_3d', 'gt_labels_3d']),
+]
+test_pipeline = _load + [
+    img_test,
+    dict(type='PointsRangeFilter', point_cloud_range=point_cloud_range),
+    dict(type='ComputeLidar2Img'),
+    dict(type='Pack3DDetInputs', keys=['points', 'img']),
+]
 # official: 15 epochs with GT-paste, the last 5 without (also when a run resumes past epoch 15)
 custom_hooks = [dict(type='ResumableDisableObjectSampleHook', disable_after_epoch=15)]
 train_dataloader = dict(
