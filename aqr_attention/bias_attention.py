@@ -46,7 +46,7 @@ from torch import Tensor
 from . import window_attention_cpu as window_kernel
 from .backends import bias_attention_backend
 from .grouped_route import key_padding_rows
-from .key_padding import additive_key_padding
+from .key_padding import additive_key_padding, check_key_padding
 from .lse_attention import attention_backward_with_lse, attention_with_lse
 from .precision import autocast_off, check_dtypes, compute_dtype
 
@@ -183,23 +183,23 @@ def local_bias_attention(q: Tensor, k: Tensor, v: Tensor, bias, key_padding_mask
         raise ValueError(f'the bias has weights for {tuple(bias.lidar_weight.shape)} queries, '
                          f'attention has {(b, nq)}')
     dead = None
-    if key_padding_mask is not None:
+    if check_key_padding(key_padding_mask, b, k.shape[2]) is not None:
         dead = key_padding_mask.all(1)                                         # [B]
         if dead.any():   # attends to every key, zeroed below: no 0 / 0
             key_padding_mask = key_padding_mask & ~dead[:, None]
         else:
             dead = None
-    mask = additive_key_padding(key_padding_mask, b, k.shape[2], q.dtype)
-    backend = bias_attention_backend(q, k, v, mask)
+    backend = bias_attention_backend(q, k, v, None if key_padding_mask is None else key_padding_mask[:, None, None])
+    acc = compute_dtype(q)
+    # additive, in the dtype the route reads it in: the Triton kernels take q's
+    mask = additive_key_padding(key_padding_mask, b, k.shape[2], q.dtype if backend == 'triton' else acc)
     if backend == 'triton':
         from .triton_bias_attention import triton_bias_attention
         out = triton_bias_attention(q, k, v, bias, mask)
     else:
-        acc = compute_dtype(q)
         windows = bias.windows(backend, h, q.shape[-1])
         out = _LocalBiasAttention.apply(q.to(acc), k.to(acc), v.to(acc), bias.lidar_weight, bias.camera_weight,
-                                        bias.scale, bias, windows, None if mask is None else mask.to(acc),
-                                        force_fallback).to(q.dtype)
+                                        bias.scale, bias, windows, mask, force_fallback).to(q.dtype)
     if dead is not None:
         out = out.masked_fill(dead[:, None, None, None], 0.0)
     return out

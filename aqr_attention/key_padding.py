@@ -10,13 +10,19 @@ import torch
 from torch import Tensor
 
 
+def check_key_padding(key_padding_mask: Optional[Tensor], batch: int, num_keys: int) -> Optional[Tensor]:
+    """The mask itself when it is bool [batch, num_keys] (or None); a ValueError otherwise."""
+    if key_padding_mask is not None and (key_padding_mask.dtype != torch.bool
+                                         or tuple(key_padding_mask.shape) != (batch, num_keys)):
+        raise ValueError(f'key_padding_mask must be bool [B, K] = [{batch}, {num_keys}] (True = padding), got '
+                         f'{key_padding_mask.dtype} {tuple(key_padding_mask.shape)}')
+    return key_padding_mask
+
+
 def additive_key_padding(key_padding_mask: Optional[Tensor], batch: int, num_keys: int,
                          dtype: torch.dtype) -> Optional[Tensor]:
     """bool [B, K] (True = padding) -> additive [B, 1, 1, K] of `dtype`; None stays None."""
-    if key_padding_mask is None:
+    if check_key_padding(key_padding_mask, batch, num_keys) is None:
         return None
-    if key_padding_mask.dtype != torch.bool or tuple(key_padding_mask.shape) != (batch, num_keys):
-        raise ValueError(f'key_padding_mask must be bool [B, K] = [{batch}, {num_keys}] (True = padding), got '
-                         f'{key_padding_mask.dtype} {tuple(key_padding_mask.shape)}')
     zeros = torch.zeros(key_padding_mask.shape, dtype=dtype, device=key_padding_mask.device)
     return zeros.masked_fill(key_padding_mask.detach(), float('-inf'))[:, None, None]

@@ -207,6 +207,8 @@ class CmtHead(BaseModule):
         maps = torch.stack([torch.tensor([task.index(c) if c in task else len(task) for c in self.class_names]
                                          + [len(task)]) for task in self.tasks])
         self.register_buffer('task_label_maps', maps, persistent=False)
+        # per task: its classes' global labels, in the task's order
+        self.task_classes = [[self.class_names.index(c) for c in task] for task in self.tasks]
         self.register_buffer('code_weights', torch.tensor(code_weights, dtype=torch.float32), persistent=False)
         self.aqr = self.attn_bias_generator = None
         if aqr_cfg is not None:
@@ -410,7 +412,7 @@ class CmtHead(BaseModule):
                 codes = codes[..., list(CMT_CODE_ORDER)]
             out = dict(cls=o['cls'], codes=codes)
             if prior is not None:   # the task's classes, in the task's order
-                out['score_prior'] = prior[..., [self.class_names.index(c) for c in self.tasks[len(outs)]]]
+                out['score_prior'] = prior[..., self.task_classes[len(outs)]]
             if heatmap is not None:
                 out['dense_heatmap'] = heatmap
             outs.append(out)
