@@ -93,7 +93,8 @@ STUDIES = dict(
               Arm('recipe', 'cmt-camera-rescored_r18-384x96_1xb2-24e'),
               Arm('depth-l1x3', 'cmt-camera-rescored_r18-384x96_1xb2-24e', (
                   'model.img_centre_head.loss_depth.type=mmdet.L1Loss',
-                  'model.img_centre_head.loss_depth.loss_weight=3.0'))),
+                  'model.img_centre_head.loss_depth.loss_weight=3.0')),
+              Arm('depth-r1', 'cmt-camera-rescored_r18-384x96_1xb2-24e', ('model.img_centre_head.depth_radius=1',))),
         default_arms=('recipe',),
         results='docs/results/camera.md'),
     modality_dropout=Study(

@@ -43,6 +43,8 @@ class CentreTargets(NamedTuple):
     offset: Tensor        # [B, V, 2, h, w] centre - cell corner, in cells (x, y)
     depth: Tensor         # [B, V, h, w] metres along the optical axis
     mask: Tensor          # [B, V, h, w] bool: a centre lies in this cell
+    region_depth: Tensor  # [B, V, h, w] the depth targets: `depth`, and near a centre its depth
+    region_mask: Tensor   # [B, V, h, w] bool: the cells with a depth target
 
 
 @MODELS.register_module()
@@ -60,11 +62,16 @@ class ImageCentreHead(BaseModule):
         depth_focal: focal length (input pixels) at which the depth branch predicts depth;
             each view's prediction is scaled by its focal length over this one. None: the
             branch predicts metric depth whatever the view's scale.
+        depth_radius: the depth is also supervised at the cells within this many cells of
+            a centre (Chebyshev distance; the nearest such centre's depth, a centre's own
+            cell keeping its own), as FCOS3D regresses depth at every location near an
+            object's centre rather than at one cell; 0: at the centre cells only.
         loss_heatmap / loss_offset / loss_depth: loss configs.
     """
 
     def __init__(self, in_channels: int, num_classes: int, feat_channels: int = 64, min_radius: int = 1,
                  min_overlap: float = 0.1, min_depth: float = 0.5, depth_focal: Optional[float] = None,
+                 depth_radius: int = 0,
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', reduction='mean', loss_weight=1.0),
                  loss_offset: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
                  loss_depth: dict = dict(type='mmdet.L1Loss', loss_weight=1.0), init_cfg=None):
@@ -74,6 +81,9 @@ class ImageCentreHead(BaseModule):
         if depth_focal is not None and not depth_focal > 0:
             raise ValueError(f'ImageCentreHead.depth_focal must be a positive focal length in pixels, got {depth_focal}')
         self.depth_focal = depth_focal
+        if not (isinstance(depth_radius, int) and depth_radius >= 0):
+            raise ValueError(f'ImageCentreHead.depth_radius must be an int >= 0 (cells), got {depth_radius!r}')
+        self.depth_radius = depth_radius
         self.shared = nn.Sequential(nn.Conv2d(in_channels, feat_channels, 3, padding=1, bias=False),
                                     nn.BatchNorm2d(feat_channels), nn.ReLU(inplace=True))
         self.heatmap = nn.Conv2d(feat_channels, num_classes, 1)
@@ -146,12 +156,20 @@ class ImageCentreHead(BaseModule):
                     offset[b, view, 0, row, col] = cx - col
                     offset[b, view, 1, row, col] = cy - row
         mask = torch.isfinite(depth)
-        return CentreTargets(heat, offset, depth.masked_fill(~mask, 0.0), mask)
+        region = depth
+        if self.depth_radius > 0:   # the nearest centre's depth around each centre, min-pooled
+            size = 2 * self.depth_radius + 1
+            near = -nn.functional.max_pool2d(-depth.flatten(0, 1)[:, None], size, 1, self.depth_radius)
+            region = torch.where(mask, depth, near[:, 0].unflatten(0, (bsz, nv)))
+        region_mask = torch.isfinite(region)
+        return CentreTargets(heat, offset, depth.masked_fill(~mask, 0.0), mask, region.masked_fill(~region_mask, 0.0),
+                             region_mask)
 
     def loss(self, outs: Dict[str, Tensor], gt_boxes: List[Tensor], gt_labels: List[Tensor],
              geometry: CameraGeometry) -> Dict[str, Tensor]:
         """Gaussian focal loss of the heatmaps over every cell; L1 of the offset and of the
-        log depth at the cells that hold a centre (zero when no view sees one). The targets
+        log depth at the cells that hold a centre, or lie within `depth_radius` of one (zero
+        when no view sees one). The targets
         are `outs['targets']` when the caller computed them, else computed here."""
         logits = outs['heatmap']
         t = outs.get('targets')
@@ -165,8 +183,9 @@ class ImageCentreHead(BaseModule):
         offset = outs['offset'].float().permute(0, 1, 3, 4, 2)[mask]                 # [P, 2]
         losses['loss_img_offset'] = self.loss_offset(offset, t.offset.permute(0, 1, 3, 4, 2)[mask],
                                                      avg_factor=count * 2)
-        losses['loss_img_depth'] = self.loss_depth(outs['log_depth'].float()[mask], t.depth[mask].log(),
-                                                   avg_factor=count)
+        region = t.region_mask
+        losses['loss_img_depth'] = self.loss_depth(outs['log_depth'].float()[region], t.region_depth[region].log(),
+                                                   avg_factor=region.sum().clamp(min=1).float())
         return losses
 
     @torch.no_grad()

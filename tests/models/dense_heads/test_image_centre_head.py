@@ -141,3 +141,31 @@ def test_depth_focal_scales_each_views_depth_by_its_focal_length():
         scaled(feats)
     with pytest.raises(ValueError, match='depth_focal'):
         ImageCentreHead(in_channels=8, num_classes=3, depth_focal=0.0)
+
+
+def test_depth_targets_around_the_centres(head):
+    """depth_radius=1: the 3x3 cells around each centre get its depth; where two regions
+    meet the nearer centre's depth wins, and a centre's own cell keeps its own depth."""
+    geometry = _geometry([None])
+    near, far = BOX, BOX + torch.tensor([20.0, 2.0, 0, 0, 0, 0, 0])     # far: twice as far, the same bearing
+    plain = head.targets([torch.cat([near, far])], [torch.tensor([2, 1])], geometry, (H // 8, W // 8))
+    torch.testing.assert_close(plain.region_depth, plain.depth)
+    assert torch.equal(plain.region_mask, plain.mask)
+    wide = ImageCentreHead(in_channels=8, num_classes=3, feat_channels=8, depth_radius=1)
+    t = wide.targets([torch.cat([near, far])], [torch.tensor([2, 1])], geometry, (H // 8, W // 8))
+    torch.testing.assert_close(t.depth, plain.depth)
+    (b0, v0, r0, c0), (b1, v1, r1, c1) = sorted(plain.mask.nonzero().tolist(), key=lambda i: -plain.depth[tuple(i)])
+    d_far, d_near = float(plain.depth[0, 0, r0, c0]), float(plain.depth[0, 0, r1, c1])
+    assert d_far > d_near and max(abs(r0 - r1), abs(c0 - c1)) <= 2
+    expected = torch.full((H // 8, W // 8), float('inf'))
+    expected[r0 - 1:r0 + 2, c0 - 1:c0 + 2] = d_far
+    cells = expected[r1 - 1:r1 + 2, c1 - 1:c1 + 2]
+    expected[r1 - 1:r1 + 2, c1 - 1:c1 + 2] = cells.clamp(max=d_near)
+    expected[r0, c0] = d_far                                              # the far centre keeps its own
+    assert torch.equal(t.region_mask[0, 0], torch.isfinite(expected))
+    torch.testing.assert_close(t.region_depth[0, 0][t.region_mask[0, 0]], expected[torch.isfinite(expected)])
+    losses = wide.loss(wide(torch.randn(1, 1, 8, H // 8, W // 8), geometry), [torch.cat([near, far])],
+                       [torch.tensor([2, 1])], geometry)
+    assert torch.isfinite(losses['loss_img_depth'])
+    with pytest.raises(ValueError, match='depth_radius'):
+        ImageCentreHead(in_channels=8, num_classes=3, depth_radius=-1)
