@@ -94,7 +94,11 @@ STUDIES = dict(
               Arm('depth-l1x3', 'cmt-camera-rescored_r18-384x96_1xb2-24e', (
                   'model.img_centre_head.loss_depth.type=mmdet.L1Loss',
                   'model.img_centre_head.loss_depth.loss_weight=3.0')),
-              Arm('depth-r1', 'cmt-camera-rescored_r18-384x96_1xb2-24e', ('model.img_centre_head.depth_radius=1',))),
+              Arm('depth-r1', 'cmt-camera-rescored_r18-384x96_1xb2-24e', ('model.img_centre_head.depth_radius=1',)),
+              Arm('depth-r1-l1x3', 'cmt-camera-rescored_r18-384x96_1xb2-24e', (
+                  'model.img_centre_head.depth_radius=1', 'model.img_centre_head.loss_depth.type=mmdet.L1Loss',
+                  'model.img_centre_head.loss_depth.loss_weight=3.0')),
+              Arm('ground', 'cmt-camera-rescored_r18-384x96_1xb2-24e', ('model.img_centre_head.ground_prior=True',))),
         default_arms=('recipe',),
         results='docs/results/camera.md'),
     modality_dropout=Study(

@@ -21,6 +21,15 @@ that focal length, and the head scales it by each view's focal length (read from
 lidar2img), so resize augmentation no longer contradicts the depth targets (the
 camera-aware depth of monocular detectors, e.g. Wang et al., "FCOS3D", ICCVW 2021 and
 Park et al., "Is Pseudo-Lidar needed for Monocular 3D Object Detection?" (DD3D), ICCV 2021).
+
+With `ground_prior`, the depth branch also sees where each cell's camera ray meets the
+ground: for a ray of unit direction r through the cell (LiDAR frame, z up) and the view's
+optical axis a, a point at height h below the camera lies at depth h (r . a) / (-r_z) along
+the axis, so log depth = log h + log((r . a) / -r_z). The second term, computed from the
+view's lidar2img (every augmentation included), is added with a learned weight (0 at
+initialisation); the branch learns the rest (the height, the object's own extent). This is
+the ground-plane depth prior of Liu et al., "Ground-aware Monocular 3D Object Detection for
+Autonomous Driving", RA-L 2021, as an additive term in log depth.
 """
 import math
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
@@ -35,7 +44,7 @@ from mmdet3d.structures import LiDARInstance3DBoxes
 
 from ..utils.camera_geometry import CameraGeometry
 from ..utils.grids import view_peaks
-from ..utils.projection import focal_lengths, project_points, visible_mask
+from ..utils.projection import camera_poses, focal_lengths, pixel_rays, project_points, visible_mask
 
 
 class CentreTargets(NamedTuple):
@@ -66,12 +75,14 @@ class ImageCentreHead(BaseModule):
             a centre (Chebyshev distance; the nearest such centre's depth, a centre's own
             cell keeping its own), as FCOS3D regresses depth at every location near an
             object's centre rather than at one cell; 0: at the centre cells only.
+        ground_prior: add the ground-plane term log((r . a) / -r_z) of each cell's ray
+            (above) to the log depth, with a learned weight.
         loss_heatmap / loss_offset / loss_depth: loss configs.
     """
 
     def __init__(self, in_channels: int, num_classes: int, feat_channels: int = 64, min_radius: int = 1,
                  min_overlap: float = 0.1, min_depth: float = 0.5, depth_focal: Optional[float] = None,
-                 depth_radius: int = 0,
+                 depth_radius: int = 0, ground_prior: bool = False,
                  loss_heatmap: dict = dict(type='mmdet.GaussianFocalLoss', reduction='mean', loss_weight=1.0),
                  loss_offset: dict = dict(type='mmdet.L1Loss', loss_weight=1.0),
                  loss_depth: dict = dict(type='mmdet.L1Loss', loss_weight=1.0), init_cfg=None):
@@ -84,6 +95,7 @@ class ImageCentreHead(BaseModule):
         if not (isinstance(depth_radius, int) and depth_radius >= 0):
             raise ValueError(f'ImageCentreHead.depth_radius must be an int >= 0 (cells), got {depth_radius!r}')
         self.depth_radius = depth_radius
+        self.ground_weight = nn.Parameter(torch.zeros(())) if ground_prior else None
         self.shared = nn.Sequential(nn.Conv2d(in_channels, feat_channels, 3, padding=1, bias=False),
                                     nn.BatchNorm2d(feat_channels), nn.ReLU(inplace=True))
         self.heatmap = nn.Conv2d(feat_channels, num_classes, 1)
@@ -105,9 +117,12 @@ class ImageCentreHead(BaseModule):
         b, v = img_feats.shape[:2]
         x = self.shared(img_feats.flatten(0, 1))
         log_depth = self.depth(x)[:, 0].unflatten(0, (b, v))
+        if (self.depth_focal is not None or self.ground_weight is not None) and geometry is None:
+            raise ValueError('ImageCentreHead(depth_focal=... or ground_prior=True) needs the views\' lidar2img '
+                             '(a CameraGeometry)')
+        if self.ground_weight is not None:
+            log_depth = log_depth + self.ground_weight * ground_term(geometry, log_depth.shape[-2:]).to(log_depth.dtype)
         if self.depth_focal is not None:
-            if geometry is None:
-                raise ValueError('ImageCentreHead(depth_focal=...) needs the views\' lidar2img (a CameraGeometry)')
             scale = (focal_lengths(geometry.lidar2img.float()) / self.depth_focal).log()       # [B, V]
             log_depth = log_depth + scale[..., None, None].to(log_depth.dtype)
         return dict(heatmap=self.heatmap(x).unflatten(0, (b, v)), offset=self.offset(x).unflatten(0, (b, v)),
@@ -193,3 +208,25 @@ class ImageCentreHead(BaseModule):
         """The k highest local maxima (3x3) of each sample's heatmaps over all views and
         classes: scores [B, k], class [B, k] and (view, row, col) [B, k, 3]."""
         return view_peaks(heatmap_logits.sigmoid(), min(k, heatmap_logits[0].numel()))
+
+
+# rays at most this far above the horizon's slope count as at it (a ray above the horizon
+# never meets the ground: its term stays at the horizon's, about log 115)
+_MIN_DESCENT = math.sin(math.radians(0.5))
+
+
+def ground_term(geometry: CameraGeometry, feat_shape: Sequence[int]) -> Tensor:
+    """log((r . a) / -r_z) [B, V, h, w] at the centre of every cell of the feature maps: r
+    the unit ray through the cell (LiDAR frame, z up), a the view's optical axis; the log of
+    the depth at which the ray has descended one metre."""
+    h, w = int(feat_shape[0]), int(feat_shape[1])
+    lidar2img = geometry.lidar2img.float()
+    stride_y, stride_x = geometry.input_shape[0] / h, geometry.input_shape[1] / w
+    rows, cols = torch.meshgrid(torch.arange(h, device=lidar2img.device), torch.arange(w, device=lidar2img.device),
+                                indexing='ij')
+    uv = torch.stack([(cols.flatten() + 0.5) * stride_x, (rows.flatten() + 0.5) * stride_y], -1).float()
+    centre, axis = camera_poses(lidar2img)
+    rays = pixel_rays(uv.expand(*lidar2img.shape[:2], -1, -1), lidar2img, centre)     # [B, V, h * w, 3]
+    along = (rays * axis[:, :, None]).sum(-1)
+    term = along.clamp(min=1e-3).log() - (-rays[..., 2]).clamp(min=_MIN_DESCENT).log()
+    return term.unflatten(-1, (h, w))

@@ -169,3 +169,39 @@ def test_depth_targets_around_the_centres(head):
     assert torch.isfinite(losses['loss_img_depth'])
     with pytest.raises(ValueError, match='depth_radius'):
         ImageCentreHead(in_channels=8, num_classes=3, depth_radius=-1)
+
+
+@pytest.mark.parametrize('aug', [None, FLIP, CROP], ids=['plain', 'flipped', 'cropped'])
+def test_ground_term_is_the_depth_at_one_metre_of_descent(aug):
+    """A level camera looking along x: the ray through pixel row v descends one metre at
+    depth f / (v - cy) (the rig's pinhole, hand-written); above the horizon the term stays
+    at its clamp. Image augmentations only move which pixel a cell centre is."""
+    from plugin.models.dense_heads.image_centre_head import ground_term
+    h, w = H // 8, W // 8
+    term = ground_term(_geometry([aug]), (h, w))[0, 0]
+    for row, col in [(h - 1, 3), (30, 40), (25, 70)]:
+        u, v = (col + 0.5) * 8, (row + 0.5) * 8                      # the cell centre, augmented pixels
+        if aug is not None:                                          # back to the rig's pixels
+            p = np.linalg.inv(aug) @ np.array([u, v, 1.0, 1.0])
+            u, v = p[0] / p[2], p[1] / p[2]
+        assert v > CY
+        torch.testing.assert_close(term[row, col], torch.tensor(math.log(F / (v - CY))), atol=1e-4, rtol=0)
+    if aug is None:                                                   # row 0 is above the horizon
+        along = F / math.sqrt((4 - CX) ** 2 + (4 - CY) ** 2 + F ** 2)     # cos of the ray's angle to the axis
+        expected = math.log(along) - math.log(math.sin(math.radians(0.5)))
+        assert float(term[0, 0]) == pytest.approx(expected, abs=1e-4)
+
+
+def test_ground_prior_starts_as_the_plain_head_and_learns_its_weight(head):
+    geometry = _geometry([None])
+    torch.manual_seed(0)
+    prior = ImageCentreHead(in_channels=8, num_classes=3, feat_channels=8, ground_prior=True)
+    prior.init_weights()
+    prior.load_state_dict(dict(head.state_dict(), ground_weight=torch.zeros(())))
+    feats = torch.randn(1, 1, 8, H // 8, W // 8)
+    torch.testing.assert_close(prior(feats, geometry)['log_depth'], head(feats, geometry)['log_depth'])
+    loss = prior.loss(prior(feats, geometry), [BOX], [torch.tensor([2])], geometry)['loss_img_depth']
+    loss.backward()
+    assert prior.ground_weight.grad is not None and float(prior.ground_weight.grad) != 0
+    with pytest.raises(ValueError, match='ground_prior'):
+        prior(feats)
