@@ -13,6 +13,8 @@ SYNTHETIC = 'configs/synthetic/{}_pillar080_r18-256x144_1xb2-12e_synthetic-nus-3
 NUSCENES = 'configs/{}/{}_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
 CAMERA = 'configs/synthetic/{}_synthetic-nus-3d.py'
 WINDOW = 'model.pts_bbox_head.aqr_cfg.bias.window_size'
+_RECIPE = 'cmt-camera-rescored_r18-384x96_1xb2-24e'                # the camera-only recipe
+_DEPTH_1X = 'model.img_centre_head.loss_depth.loss_weight=1.0'      # it weighs its depth loss 3x
 
 
 @dataclass(frozen=True)
@@ -82,23 +84,18 @@ STUDIES = dict(
         configs=dict(synthetic={name: CAMERA.format(name) for name in (
             'cmt-camera_r18-256x144_1xb2-12e', 'cmt-camera-dense_r18-256x144_1xb2-12e',
             'cmt-camera-dense_r18-384x96_1xb2-12e', 'cmt-camera-queries_r18-384x96_1xb2-12e',
-            'cmt-camera-rescored_r18-384x96_1xb2-12e', 'cmt-camera-rescored_r18-384x96_1xb2-24e')}),
+            'cmt-camera-rescored_r18-384x96_1xb2-12e', _RECIPE)}),
         arms=(Arm('baseline', 'cmt-camera_r18-256x144_1xb2-12e'),
               Arm('dense', 'cmt-camera-dense_r18-256x144_1xb2-12e'),
               Arm('framing', 'cmt-camera-dense_r18-384x96_1xb2-12e'),
               Arm('queries', 'cmt-camera-queries_r18-384x96_1xb2-12e'),
               Arm('rescored', 'cmt-camera-rescored_r18-384x96_1xb2-12e'),
-              Arm('rescored-24e', 'cmt-camera-rescored_r18-384x96_1xb2-24e',
-                  ('model.img_centre_head.depth_focal=None',)),
-              Arm('recipe', 'cmt-camera-rescored_r18-384x96_1xb2-24e'),
-              Arm('depth-l1x3', 'cmt-camera-rescored_r18-384x96_1xb2-24e', (
-                  'model.img_centre_head.loss_depth.type=mmdet.L1Loss',
-                  'model.img_centre_head.loss_depth.loss_weight=3.0')),
-              Arm('depth-r1', 'cmt-camera-rescored_r18-384x96_1xb2-24e', ('model.img_centre_head.depth_radius=1',)),
-              Arm('depth-r1-l1x3', 'cmt-camera-rescored_r18-384x96_1xb2-24e', (
-                  'model.img_centre_head.depth_radius=1', 'model.img_centre_head.loss_depth.type=mmdet.L1Loss',
-                  'model.img_centre_head.loss_depth.loss_weight=3.0')),
-              Arm('ground', 'cmt-camera-rescored_r18-384x96_1xb2-24e', ('model.img_centre_head.ground_prior=True',))),
+              Arm('rescored-24e', _RECIPE, (_DEPTH_1X, 'model.img_centre_head.depth_focal=None')),
+              Arm('depth-1x', _RECIPE, (_DEPTH_1X,)),
+              Arm('recipe', _RECIPE),
+              Arm('depth-r1', _RECIPE, (_DEPTH_1X, 'model.img_centre_head.depth_radius=1')),
+              Arm('ground', _RECIPE, (_DEPTH_1X, 'model.img_centre_head.ground_prior=True')),
+              Arm('depth-10x', _RECIPE, ('model.img_centre_head.loss_depth.loss_weight=10.0',))),
         default_arms=('recipe',),
         results='docs/results/camera.md'),
     modality_dropout=Study(

@@ -200,6 +200,13 @@ def test_camera_queries_are_opt_in_on_the_full_config(synthetic_root):
     assert torch.isfinite(total)
     total.backward()
     assert head.shared[0].weight.grad.abs().sum() > 0
+    # the depth options of the head, opt-in on the full config too: the ground-plane term
+    # and depth targets around the centres
+    options = MODELS.build(dict(head_cfg, ground_prior=True, depth_radius=1))
+    options.init_weights()
+    option_losses = options.loss(options(feats, geometry), [boxes], [torch.tensor([0, 7])], geometry)
+    sum(option_losses.values()).backward()
+    assert torch.isfinite(option_losses['loss_img_depth']) and options.ground_weight.grad.abs() > 0
     # the CMT head at a small size (2 decoder layers) with the recipe's query split
     head_cfg = dense.model.pts_bbox_head
     head_cfg.transformer.decoder.num_layers = 2
