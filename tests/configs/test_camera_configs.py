@@ -156,12 +156,14 @@ def test_the_rescored_arm_puts_every_query_at_a_peak_and_rescores_it():
     assert head == parent_head and rescored == queries
 
 
-def test_the_recipe_doubles_the_schedule_and_makes_the_depth_camera_aware():
+def test_the_recipe_doubles_the_schedule_makes_the_depth_camera_aware_and_weighs_it_3x():
     from mmengine.config import Config
     recipe = Config.fromfile(RESCORED.replace('-12e_', '-24e_')).to_dict()
     rescored = Config.fromfile(RESCORED).to_dict()
     centre_head = recipe['model']['img_centre_head']
-    assert centre_head.pop('depth_focal') == 333.0 and centre_head == rescored['model']['img_centre_head']
+    assert centre_head.pop('depth_focal') == 333.0
+    assert centre_head.pop('loss_depth') == dict(type='mmdet.L1Loss', loss_weight=3.0)
+    assert centre_head == rescored['model']['img_centre_head']
     assert recipe['train_cfg']['max_epochs'] == 24 and recipe['custom_hooks'][-1] == dict(type='UseGtDepthHook',
                                                                                           stop_epoch=12)
     cosine = recipe['param_scheduler'][1]

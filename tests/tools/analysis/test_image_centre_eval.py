@@ -20,7 +20,7 @@ def test_recall_counts_peaks_within_one_cell_of_the_right_class_and_view():
         heat[0, view, cls, row, col] = 1
         mask[0, view, row, col] = True
         depth[0, view, row, col] = d
-    targets = CentreTargets(heat, torch.zeros(b, v, 2, h, w), depth, mask)
+    targets = CentreTargets(heat, torch.zeros(b, v, 2, h, w), depth, mask, depth, mask)
     logits = torch.full((b, v, k, h, w), -9.0)
     logits[0, 0, 1, 3, 4] = 4.0          # one cell off diagonally, right class: found
     logits[0, 1, 1, 4, 6] = 3.0          # right cell, wrong class: found only class-agnostically
