@@ -94,11 +94,9 @@ def build_config(study, arm: Arm, seed: int, args):
         raise SystemExit(f'arm {arm.name}: the study has no {data} config {arm.config!r}'
                          + ('' if data in study.configs else f' (it runs on {", ".join(study.configs)} only)'))
     cfg = Config.fromfile(osp.join(runs.ROOT, path))
-    options = {}
-    for kv in [*arm.options, *args.cfg_options]:
-        key, value = kv.split('=', 1)
-        options[key] = DictAction._parse_iterable(value)
-    cfg.merge_from_dict(options)
+    options = argparse.Namespace(options={})   # KEY=VALUE strings parsed as --cfg-options are
+    DictAction(option_strings=[], dest='options')(None, options, [*arm.options, *args.cfg_options])
+    cfg.merge_from_dict(options.options)
     if args.data_root:
         root = args.data_root.rstrip('/') + '/'
         for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):

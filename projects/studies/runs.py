@@ -115,8 +115,10 @@ def run(cfg, work_dir: str, seed: int, scenarios: Sequence[str], launch: Launch,
     returns the run's record."""
     record = claim(work_dir, cfg, seed, launch, arm)
     config = osp.join(work_dir, 'study_config.py')
-    cfg.dump(config)
     checkpoint = final_checkpoint(cfg, work_dir)
+    missing = [s for s in scenarios if s not in record['tests']]
+    if 'train' not in record or missing:   # the tools read the run's config from its file
+        cfg.dump(config)
     if 'train' not in record:
         if osp.exists(checkpoint):
             print(f'   {arm} seed {seed}: using the checkpoint {checkpoint}', flush=True)
@@ -125,7 +127,6 @@ def run(cfg, work_dir: str, seed: int, scenarios: Sequence[str], launch: Launch,
             print(f'   training {arm} seed {seed} -> {work_dir}', flush=True)
             record['train'] = train(launch, config, work_dir)
         write_record(work_dir, record)
-    missing = [s for s in scenarios if s not in record['tests']]
     if missing:
         if not osp.exists(checkpoint):
             raise SystemExit(f'{work_dir}: {missing} are to be tested but {checkpoint} is gone')
