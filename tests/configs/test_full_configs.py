@@ -157,6 +157,19 @@ def test_heatmap_queries_are_an_option_of_the_full_config():
 DENSE = 'configs/cmt/cmt-camera-queries_voxel0075_vov-1600x640_8xb2-cyclic-20e_nus-3d.py'
 
 
+def _sample_geometry(cfg, synthetic_root):
+    """The camera geometry of generated val sample 0 after the config's test pipeline."""
+    from mmengine.dataset import pseudo_collate
+
+    from mmdet3d.registry import DATASETS
+    from plugin.models.utils import CameraGeometry
+    ds_cfg = copy.deepcopy(cfg.test_dataloader.dataset)
+    ds_cfg.update(data_root=synthetic_root + '/', metainfo=dict(classes=cfg.class_names, version='v1.0-mini'))
+    metas = [pseudo_collate([DATASETS.build(ds_cfg)[0]])['data_samples'][0].metainfo]
+    w, h = cfg.image_size
+    return CameraGeometry.from_metas(metas, input_shape=(h, w), num_views=len(metas[0]['lidar2img']))
+
+
 def test_camera_queries_are_opt_in_on_the_full_config(synthetic_root):
     """The VoV recipe plus `img_centre_head` (camera-aware depth), camera queries and their
     depth hook, nothing else; the centre head runs forward and loss at the recipe's map size (256 channels,
@@ -183,12 +196,8 @@ def test_camera_queries_are_opt_in_on_the_full_config(synthetic_root):
     assert head_cfg['depth_focal'] == 1266.0
     head = MODELS.build(head_cfg)
     head.init_weights()
-    ds_cfg = dense.test_dataloader.dataset
-    ds_cfg.update(data_root=synthetic_root + '/', metainfo=dict(classes=dense.class_names, version='v1.0-mini'))
-    sample = DATASETS.build(ds_cfg)[0]
-    metas = [pseudo_collate([sample])['data_samples'][0].metainfo]
+    geometry = _sample_geometry(dense, synthetic_root)
     w, h = dense.image_size
-    geometry = CameraGeometry.from_metas(metas, input_shape=(h, w), num_views=6)
     boxes = torch.tensor([[12.0, 0.5, -1.0, 4.5, 1.9, 1.7, 0.2], [-15.0, 3.0, -1.0, 0.6, 0.6, 1.8, 0.0]])
     feats = torch.randn(1, 6, 256, h // 16, w // 16)
     outs = head(feats, geometry)
@@ -221,3 +230,51 @@ def test_camera_queries_are_opt_in_on_the_full_config(synthetic_root):
     cmt_losses = cmt.loss(outs_cmt, dn, [boxes], [torch.tensor([0, 7])])
     sum(cmt_losses.values()).backward()
     assert cmt.query_generator.content_proj.weight.grad.abs().sum() > 0
+
+
+def test_bev_and_camera_queries_side_by_side_on_the_full_config(synthetic_root):
+    """The query layout of the synthetic masking recipes on the VoV recipe at a small size (2
+    decoder layers): BEV heatmap peaks and camera-centre peaks in one `CompositeQueries`, the
+    learned points after them, and TransFusion's rescoring of every peak query. With the
+    LiDAR dropped (an all-zero BEV map) the losses stay finite and reach the camera queries'
+    content; at inference every query's score factor lies in [0, 1], one for the learned points."""
+    from mmengine.config import Config
+
+    from mmdet3d.registry import MODELS
+    from mmdet3d.utils import register_all_modules
+    register_all_modules(init_default_scope=True)
+    import plugin  # noqa: F401
+    cfg = Config.fromfile(osp.join(REPO, DENSE))
+    head_cfg = cfg.model.pts_bbox_head
+    head_cfg.transformer.decoder.num_layers = 2
+    head_cfg.update(learned_queries=300, query_score_prior=True, aux_heatmap_cfg=dict())
+    head_cfg.query_generator = dict(type='CompositeQueries', generators=[
+        dict(type='BEVHeatmapQueries', num_query=300), dict(type='CameraPeakQueries', num_query=300, in_channels=256)])
+    cmt = MODELS.build(head_cfg)
+    centre_head = MODELS.build(cfg.model.img_centre_head)
+    for m in (cmt, centre_head):
+        m.init_weights()
+    geometry = _sample_geometry(cfg, synthetic_root)
+    w, h = cfg.image_size
+    feats = torch.randn(1, 6, 256, h // 16, w // 16)
+    boxes = torch.tensor([[12.0, 0.5, -1.0, 4.5, 1.9, 1.7, 0.2, 0.0, 0.0], [-15.0, 3.0, -1.0, 0.6, 0.6, 1.8, 0.0, 0.0, 0.0]])
+    labels = torch.tensor([0, 7])
+    centres = centre_head(feats, geometry)
+    centres['targets'] = centre_head.targets([boxes[:, :7]], [labels], geometry, (h // 16, w // 16))
+    bev = torch.zeros(1, head_cfg.in_channels_bev, 180, 180)          # the LiDAR dropped
+    cmt.train()
+    outs, dn = cmt(bev, feats, [boxes], [labels], geometry=geometry, img_centre=centres)
+    assert outs[0]['cls'].shape[:3] == (2, 1, dn.pad_size + 900)
+    losses = cmt.loss(outs, dn, [boxes], [labels])
+    total = sum(losses.values())
+    assert torch.isfinite(total)
+    total.backward()
+    camera = cmt.query_generator.generators[1]
+    assert camera.content_proj.weight.grad.abs().sum() > 0
+    cmt.eval()
+    with torch.no_grad():
+        queries = cmt.initial_queries(QueryInputs(1, cmt.dense_heatmap(bev), feats, centre_head(feats, geometry),
+                                                  geometry))
+    prior = cmt.score_prior(queries)
+    assert prior.shape == (1, 900, 10) and ((prior >= 0) & (prior <= 1)).all()
+    assert (prior[:, 600:] == 1).all() and (prior[:, :600].count_nonzero(-1) == 1).all()
