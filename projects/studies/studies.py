@@ -104,7 +104,11 @@ STUDIES = dict(
                                     cmt_moddrop=SYNTHETIC.format('cmt-moddrop'),
                                     aqr_moddrop=SYNTHETIC.format('cmt-aqr-moddrop'))),
         arms=(Arm('cmt', 'cmt'), Arm('aqr', 'aqr'), Arm('cmt-moddrop', 'cmt_moddrop'),
-              Arm('aqr-moddrop', 'aqr_moddrop')),
+              Arm('aqr-moddrop', 'aqr_moddrop'),
+              # the masked recipe keeping 50 of the demo's learned reference points (unscored)
+              Arm('cmt-moddrop-learned50', 'cmt_moddrop', ('model.pts_bbox_head.learned_queries=50',
+                                                           'model.pts_bbox_head.query_generator.generators.1.num_query=100'))),
+        default_arms=('cmt', 'aqr', 'cmt-moddrop', 'aqr-moddrop'),
         scenarios=('clean', 'lidar_drop', 'camera_all_drop'),
         ratios=('lidar_drop',),
         results='docs/results/robustness.md'),

@@ -1,5 +1,5 @@
 """The modality-masking configs: their parents' training pipeline with the official masking
-step, and camera-seeded queries next to the BEV heatmap queries; nothing else changes."""
+step, and camera-seeded queries instead of the learned ones; nothing else changes."""
 import os.path as osp
 
 import pytest
@@ -23,13 +23,13 @@ def test_moddrop_config_adds_the_official_masking_and_camera_queries(child, pare
     assert pipeline[at] == official[0] and pipeline[at + 1]['type'] == 'Pack3DDetInputs'
     assert pipeline[:at] + pipeline[at + 1:] == parent_cfg.train_dataloader.dataset.pipeline
 
-    # the queries: the parent's BEV heatmap queries and learned points, plus camera peaks
+    # the queries: the parent's BEV heatmap queries and as many camera peaks, no learned points
     head, parent_head = child_cfg.model.pts_bbox_head, parent_cfg.model.pts_bbox_head
     bev, cam = head.query_generator.generators
     assert head.query_generator.type == 'CompositeQueries' and parent_head.query_generator.type == bev['type']
-    assert cam['type'] == 'CameraPeakQueries' and head.learned_queries == parent_head.learned_queries
-    assert bev['num_query'] == parent_head.num_query - parent_head.learned_queries
-    assert head.num_query == bev['num_query'] + cam['num_query'] + head.learned_queries
+    assert cam['type'] == 'CameraPeakQueries' and head.learned_queries == 0 < parent_head.learned_queries
+    assert bev['num_query'] == cam['num_query'] == parent_head.num_query - parent_head.learned_queries
+    assert head.num_query == bev['num_query'] + cam['num_query']
     assert head.query_score_prior and child_cfg.model.img_centre_head.type == 'ImageCentreHead'
     assert child_cfg.custom_hooks[-1]['type'] == 'UseGtDepthHook'
 
@@ -39,7 +39,7 @@ def test_moddrop_config_adds_the_official_masking_and_camera_queries(child, pare
             settings.pop(key, None)
         settings['train_dataloader']['dataset'].pop('pipeline')
         settings['model'].pop('img_centre_head', None)
-        for key in ('query_generator', 'num_query', 'query_score_prior'):
+        for key in ('query_generator', 'num_query', 'learned_queries', 'query_score_prior'):
             settings['model']['pts_bbox_head'].pop(key, None)
         return settings
     assert without_masking_and_queries(child_cfg) == without_masking_and_queries(parent_cfg)

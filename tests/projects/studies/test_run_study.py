@@ -53,8 +53,12 @@ def test_arms_are_their_config_with_their_overrides_only(runner, studies):
     for arm in studies.STUDIES['modality_dropout'].arms:
         cfg = runner.build_config(studies.STUDIES['modality_dropout'], arm, 0, runner.parse_args(['modality_dropout']))
         types = [t['type'] for t in cfg.train_dataloader.dataset.pipeline]
-        assert ('ModalityDropout' in types) == arm.name.endswith('-moddrop')
+        assert ('ModalityDropout' in types) == ('-moddrop' in arm.name)
         assert ('aqr_cfg' in cfg.model.pts_bbox_head) == arm.name.startswith('aqr')
+        if arm.name == 'cmt-moddrop-learned50':   # 150 BEV + 100 camera peaks + 50 learned points
+            head = cfg.model.pts_bbox_head
+            assert head.learned_queries == 50 and head.query_generator.generators[1].num_query == 100
+            assert head.num_query == 300
 
 
 def test_every_run_gets_the_options_the_data_root_and_the_framing(runner, studies):
