@@ -21,11 +21,7 @@ no camera identity). Here:
   projected with lidar2img (which already holds the image-augmentation matrices) into
   every view; the image features are sampled bilinearly where the point is in front of
   the camera and inside the image, averaged over the valid (view, height) samples and
-  added to the BEV map through a projection. BEV is thus updated cell by cell. The
-  projection starts at zero (as ControlNet's zero convolutions, Zhang et al., ICCV 2023),
-  so the whole neck starts as the identity: at the start of training the camera samples
-  of an untrained image backbone would otherwise add noise of the BEV map's own scale to
-  every cell the heatmap and the queries read.
+  added to the BEV map through a projection. BEV is thus updated cell by cell.
 
 All projections go through `plugin/models/utils/projection.py`, the one calibration
 helper shared with CMT's embeddings and AQR.
@@ -127,11 +123,10 @@ class FuTrFusionNeck(BaseModule):
 
     def init_weights(self):
         super().init_weights()
-        # both paths start as the identity: zero FiLM (camera -> BEV), zero projection of
-        # the sampled camera features (BEV -> camera)
-        for layer in ((self.film,) if self.use_film else ()) + ((self.spatial_out,) if self.use_spatial else ()):
-            nn.init.zeros_(layer.weight)
-            nn.init.zeros_(layer.bias)
+        if self.use_film:
+            # zero FiLM: the camera -> BEV path starts as the identity
+            nn.init.zeros_(self.film.weight)
+            nn.init.zeros_(self.film.bias)
 
     def forward(self, bev: Tensor, img_feats: Tensor, geometry: CameraGeometry) -> Tensor:
         """`geometry`: the batch's `CameraGeometry`."""
