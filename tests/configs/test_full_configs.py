@@ -176,13 +176,11 @@ def test_camera_queries_are_opt_in_on_the_full_config(synthetic_root):
     stride 16 of 1600 x 640) with the calibration of a generated sample after the recipe's
     own test pipeline, and the CMT head decodes 300 camera queries + 600 learned ones."""
     from mmengine.config import Config
-    from mmengine.dataset import pseudo_collate
 
-    from mmdet3d.registry import DATASETS, MODELS
+    from mmdet3d.registry import MODELS
     from mmdet3d.utils import register_all_modules
     register_all_modules(init_default_scope=True)
     import plugin  # noqa: F401
-    from plugin.models.utils import CameraGeometry
     dense = Config.fromfile(osp.join(REPO, DENSE))
     parent = Config.fromfile(osp.join(REPO, FULL[1])).to_dict()
     settings = dense.to_dict()
